@@ -1,1 +1,457 @@
-//! SQL → plan.
+//! The router: SQL text and parameters in, a [`Plan`] out.
+//!
+//! Routing happens in two steps so that prepared statements pay for parsing
+//! once:
+//! 1. [`Router::prepare`] parses one statement and settles everything that
+//!    does not depend on parameter values (tables, joins, refusals, the
+//!    multi-shard rewrite). The result is cached by statement text.
+//! 2. [`Router::bind`] evaluates the key predicates with the parameters and
+//!    produces the plan: the shards, the exact SQL each gets, the merge.
+//!
+//! [`Router::route`] does both for a simple-protocol string, which may hold
+//! several statements.
+//!
+//! A statement sent to one shard unchanged is sent as the client wrote it;
+//! anything rewritten is printed from the rewritten AST.
+//!
+//! Statements sqlparser cannot parse are never routed by guesswork: inside
+//! a transaction pinned to a shard they go to that shard; otherwise, when
+//! none of the rule file's table names appears among their words, they go to
+//! the default shard (or the first shard) — such a statement can only touch
+//! catalogs or tables the rule file does not know; otherwise they are refused
+//! with the parser's message.
+
+mod analyze;
+mod cache;
+mod ddl;
+mod dml;
+pub mod error;
+mod insert;
+pub mod plan;
+mod rewrite;
+mod routing;
+mod select;
+pub mod txn;
+
+use std::sync::Arc;
+
+use sqlparser::ast::Statement;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+pub use error::RouteError;
+pub use plan::{ColumnRef, Combine, Merge, Plan, Reason, RowMerge, SortKey, StatementKind, Target};
+pub use txn::{TxnPolicy, TxnState};
+
+use crate::backend::BackendKind;
+use crate::rules::Rules;
+use crate::sharding::idgen::IdGenerator;
+use crate::sharding::{Literal, ShardId};
+
+use cache::PlanCache;
+use ddl::DdlShape;
+use dml::DmlShape;
+use insert::InsertShape;
+
+/// A bound parameter value as the front end decoded it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Null,
+    /// Text format, or a binary value decoded to text.
+    Text(String),
+    /// A binary integer.
+    Int(i64),
+    /// A binary value of a type the front end does not decode.
+    Binary(Vec<u8>),
+}
+
+impl Param {
+    pub fn literal(&self) -> Literal<'_> {
+        match self {
+            Param::Null => Literal::Null,
+            Param::Text(s) => Literal::String(s),
+            Param::Int(i) => Literal::Int(*i),
+            Param::Binary(_) => Literal::Opaque,
+        }
+    }
+}
+
+/// What routing needs to know about the session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteContext<'a> {
+    pub params: &'a [Param],
+    /// The shard the session's transaction is pinned to, if any.
+    pub pinned: Option<ShardId>,
+    /// The session's time zone as a fixed UTC offset in seconds, when it is one.
+    pub utc_offset: Option<i32>,
+}
+
+impl<'a> RouteContext<'a> {
+    pub fn new(params: &'a [Param]) -> Self {
+        RouteContext {
+            params,
+            pinned: None,
+            utc_offset: Some(0),
+        }
+    }
+}
+
+/// One statement, parsed and analysed; reusable with any parameters.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The statement's text as the client wrote it.
+    pub sql: Arc<str>,
+    /// How many parameters it takes.
+    pub params: usize,
+    shape: Shape,
+}
+
+#[derive(Debug)]
+enum Shape {
+    Dml(Box<DmlShape>),
+    Insert(Box<InsertShape>),
+    Ddl(DdlShape),
+    /// Goes to one shard (the transaction's, or the first) as it is.
+    OneShard(StatementKind, Reason),
+}
+
+/// The router of one rule file.
+#[derive(Debug)]
+pub struct Router {
+    rules: Arc<Rules>,
+    ids: Arc<IdGenerator>,
+    cache: PlanCache,
+}
+
+impl Router {
+    pub fn new(rules: Arc<Rules>, ids: Arc<IdGenerator>) -> Router {
+        Router {
+            rules,
+            ids,
+            cache: PlanCache::new(4096),
+        }
+    }
+
+    /// How many prepared statements the plan cache holds.
+    pub fn cached_statements(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    fn backend(&self) -> BackendKind {
+        self.rules.backend
+    }
+
+    /// Plans every statement of a simple-protocol string.
+    pub fn route(&self, sql: &str, cx: &RouteContext<'_>) -> Result<Vec<Plan>, RouteError> {
+        split_statements(sql, self.backend())
+            .into_iter()
+            .map(|piece| {
+                let prepared = self.analyse(piece)?;
+                self.bind(&prepared, cx)
+            })
+            .collect()
+    }
+
+    /// Parses and analyses one statement, through the cache.
+    pub fn prepare(&self, sql: &str) -> Result<Arc<Prepared>, RouteError> {
+        if let Some(p) = self.cache.get(sql) {
+            return Ok(p);
+        }
+        let p = Arc::new(self.analyse(sql)?);
+        self.cache.insert(p.sql.clone(), p.clone());
+        Ok(p)
+    }
+
+    /// Parses and analyses one statement, without the cache.
+    pub fn analyse(&self, sql: &str) -> Result<Prepared, RouteError> {
+        let text: Arc<str> = Arc::from(sql.trim().trim_end_matches(';').trim_end());
+        let dialect = self.backend().dialect();
+        let mut stmts = match Parser::parse_sql(dialect, &text) {
+            Ok(s) => s,
+            Err(e) => return self.unparsed(text, e.to_string()),
+        };
+        let mut stmt = match stmts.len() {
+            1 => stmts.remove(0),
+            0 => {
+                return Ok(Prepared {
+                    sql: text,
+                    params: 0,
+                    shape: Shape::OneShard(StatementKind::Session, Reason::AnyShard),
+                });
+            }
+            _ => {
+                return Err(RouteError::Syntax {
+                    message: "expected one statement".into(),
+                });
+            }
+        };
+        let params = match self.backend() {
+            BackendKind::Mysql => rewrite::number_positional(&mut stmt),
+            BackendKind::Postgres => rewrite::count_numbered(&mut stmt),
+        };
+        let rules = &*self.rules;
+        let shape = match &stmt {
+            Statement::Query(q) => Shape::Dml(Box::new(DmlShape::query(q, rules, &text, params)?)),
+            Statement::Insert(i) => Shape::Insert(Box::new(InsertShape::new(i, rules)?)),
+            Statement::Update(u) => Shape::Dml(Box::new(DmlShape::update(u, rules, params)?)),
+            Statement::Delete(d) => Shape::Dml(Box::new(DmlShape::delete(d, rules, params)?)),
+            Statement::Set(_)
+            | Statement::ShowVariable { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::ShowStatus { .. }
+            | Statement::ShowDatabases { .. }
+            | Statement::ShowSchemas { .. }
+            | Statement::ShowTables { .. }
+            | Statement::ShowCollation { .. }
+            | Statement::ShowCharset(_)
+            | Statement::ShowFunctions { .. }
+            | Statement::ShowProcessList { .. }
+            | Statement::Use(_)
+            | Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::Discard { .. }
+            | Statement::Reset(_)
+            | Statement::Deallocate { .. } => {
+                Shape::OneShard(StatementKind::Session, Reason::AnyShard)
+            }
+            Statement::ShowColumns { .. } | Statement::ShowCreate { .. } => {
+                Shape::OneShard(StatementKind::Read, Reason::AnyShard)
+            }
+            Statement::Explain { .. } | Statement::ExplainTable { .. } => {
+                return Err(RouteError::Unsupported {
+                    detail: "EXPLAIN is answered by the front end (EXPLAIN ROUTE, or EXPLAIN forwarded per shard)".into(),
+                });
+            }
+            Statement::Copy { .. } => {
+                return Err(RouteError::Unsupported {
+                    detail: "COPY is handled by the front end".into(),
+                });
+            }
+            Statement::Prepare { .. } | Statement::Execute { .. } => {
+                return Err(RouteError::Unsupported {
+                    detail: "SQL-level PREPARE/EXECUTE cannot follow a statement across pooled connections; use the protocol's prepared statements".into(),
+                });
+            }
+            other => match DdlShape::new(other, rules)? {
+                Some(d) => Shape::Ddl(d),
+                None => {
+                    return Err(RouteError::Unsupported {
+                        detail: format!(
+                            "statement not supported by shardgate: {}",
+                            first_words(&text)
+                        ),
+                    });
+                }
+            },
+        };
+        Ok(Prepared {
+            sql: text,
+            params,
+            shape,
+        })
+    }
+
+    /// The policy for text sqlparser cannot parse (see the module docs).
+    fn unparsed(&self, text: Arc<str>, message: String) -> Result<Prepared, RouteError> {
+        let names_a_table = mentions_rule_table(&text, &self.rules);
+        if names_a_table {
+            return Err(RouteError::Syntax {
+                message: format!(
+                    "{message} (shardgate routes only statements it can parse when they name sharded tables)"
+                ),
+            });
+        }
+        Ok(Prepared {
+            sql: text,
+            params: 0,
+            shape: Shape::OneShard(StatementKind::Write, Reason::Unparsed),
+        })
+    }
+
+    /// Binds parameters and plans.
+    pub fn bind(&self, p: &Prepared, cx: &RouteContext<'_>) -> Result<Plan, RouteError> {
+        if cx.params.len() < p.params {
+            return Err(RouteError::MissingParameter {
+                index: p.params,
+                given: cx.params.len(),
+            });
+        }
+        let rules = &*self.rules;
+        match &p.shape {
+            Shape::Dml(d) => d.bind(&p.sql, rules, cx),
+            Shape::Insert(i) => i.bind(&p.sql, rules, cx, &self.ids),
+            Shape::Ddl(d) => {
+                let targets: Vec<Target> = d
+                    .shards
+                    .iter()
+                    .map(|shard| Target {
+                        shard,
+                        sql: p.sql.clone(),
+                        params: None,
+                        reason: d.reason.clone(),
+                        rows: None,
+                    })
+                    .collect();
+                let merge = if targets.len() > 1 {
+                    Merge::Broadcast
+                } else {
+                    Merge::Forward
+                };
+                Ok(Plan {
+                    kind: StatementKind::Ddl,
+                    targets,
+                    merge,
+                })
+            }
+            Shape::OneShard(kind, reason) => {
+                let (shard, reason) = match (cx.pinned, reason) {
+                    (Some(s), _) => (s, Reason::Transaction),
+                    (None, Reason::Unparsed) => {
+                        (rules.default_shard.unwrap_or(ShardId(0)), Reason::Unparsed)
+                    }
+                    (None, r) => (ShardId(0), r.clone()),
+                };
+                Ok(Plan {
+                    kind: *kind,
+                    targets: vec![Target {
+                        shard,
+                        sql: p.sql.clone(),
+                        params: None,
+                        reason,
+                        rows: None,
+                    }],
+                    merge: Merge::Forward,
+                })
+            }
+        }
+    }
+}
+
+/// One row of EXPLAIN ROUTE: a shard and the SQL it gets, or (with an
+/// empty shard) a merge step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExplainRow {
+    pub shard: String,
+    pub sql: String,
+    pub reason: String,
+}
+
+/// The rows EXPLAIN ROUTE answers with (columns `shard | sql | reason`);
+/// `shardgate route` prints the same.
+pub fn explain_rows(plan: &Plan, rules: &Rules) -> Vec<ExplainRow> {
+    let mut rows: Vec<ExplainRow> = plan
+        .targets
+        .iter()
+        .map(|t| {
+            let mut reason = t.reason.to_string();
+            if let Some(p) = &t.params {
+                let list: Vec<String> = p.iter().map(|i| format!("${}", i + 1)).collect();
+                reason.push_str(&format!(" (takes parameters {})", list.join(", ")));
+            }
+            if let Some(r) = &t.rows {
+                let list: Vec<String> = r.iter().map(|i| (i + 1).to_string()).collect();
+                reason.push_str(&format!(" (rows {})", list.join(", ")));
+            }
+            ExplainRow {
+                shard: rules.shard(t.shard).name.clone(),
+                sql: t.sql.to_string(),
+                reason,
+            }
+        })
+        .collect();
+    rows.push(ExplainRow {
+        shard: String::new(),
+        sql: String::new(),
+        reason: plan.merge.to_string(),
+    });
+    rows
+}
+
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Whether any word of the text is the name of a table in the rule file.
+fn mentions_rule_table(sql: &str, rules: &Rules) -> bool {
+    let names: Vec<&str> = rules
+        .tables
+        .iter()
+        .map(|t| t.name.rsplit('.').next().unwrap_or(&t.name))
+        .collect();
+    match Tokenizer::new(rules.backend.dialect(), sql).tokenize() {
+        Ok(tokens) => tokens.iter().any(|t| match t {
+            Token::Word(w) => names.iter().any(|n| n.eq_ignore_ascii_case(&w.value)),
+            _ => false,
+        }),
+        // Not even tokenizable: look at raw words.
+        Err(_) => sql
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|w| names.iter().any(|n| n.eq_ignore_ascii_case(w))),
+    }
+}
+
+/// Splits a string into its statements at top-level semicolons (not those
+/// inside strings, quoted names or comments), keeping each statement's
+/// original text.
+pub fn split_statements(sql: &str, backend: BackendKind) -> Vec<&str> {
+    if !sql.contains(';') {
+        return if sql.trim().is_empty() {
+            Vec::new()
+        } else {
+            vec![sql]
+        };
+    }
+    let Ok(tokens) = Tokenizer::new(backend.dialect(), sql).tokenize_with_location() else {
+        return vec![sql];
+    };
+    // Byte offset of each line start, to turn token locations into offsets.
+    let mut line_starts = vec![0usize];
+    line_starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+    let offset = |line: u64, col: u64| -> Option<usize> {
+        let start = *line_starts.get((line as usize).checked_sub(1)?)?;
+        let rest = &sql[start..];
+        Some(
+            start
+                + rest
+                    .char_indices()
+                    .nth((col as usize).checked_sub(1)?)
+                    .map_or(rest.len(), |(b, _)| b),
+        )
+    };
+    let mut pieces = Vec::new();
+    let mut begin = 0usize;
+    for t in &tokens {
+        if t.token == Token::SemiColon
+            && let Some(at) = offset(t.span.start.line, t.span.start.column)
+        {
+            let piece = &sql[begin..at];
+            if !is_blank(piece, backend) {
+                pieces.push(piece);
+            }
+            begin = at + 1;
+        }
+    }
+    let tail = &sql[begin.min(sql.len())..];
+    if !is_blank(tail, backend) {
+        pieces.push(tail);
+    }
+    pieces
+}
+
+/// Whether a piece holds only whitespace and comments.
+fn is_blank(piece: &str, backend: BackendKind) -> bool {
+    match Tokenizer::new(backend.dialect(), piece).tokenize() {
+        Ok(tokens) => tokens.iter().all(|t| matches!(t, Token::Whitespace(_))),
+        Err(_) => piece.trim().is_empty(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -132,8 +132,16 @@ impl Keyspace {
     }
 
     /// Reads a literal as a key of this keyspace and places it.
-    pub fn place(&self, ring: &HashRing, lit: Literal<'_>, cx: &KeyContext) -> Result<(KeyPlacement, Option<KeyValue>), KeyError> {
-        let cx = KeyContext { collation: self.collation, ..*cx };
+    pub fn place(
+        &self,
+        ring: &HashRing,
+        lit: Literal<'_>,
+        cx: &KeyContext,
+    ) -> Result<(KeyPlacement, Option<KeyValue>), KeyError> {
+        let cx = KeyContext {
+            collation: self.collation,
+            ..*cx
+        };
         Ok(match canonicalize(self.key_type, lit, &cx)? {
             Canonical::Value(v) => (self.shard_of(ring, &v), Some(v)),
             Canonical::Null | Canonical::NoMatch => (KeyPlacement::Nowhere, None),
@@ -183,22 +191,22 @@ impl Rules {
     }
 
     /// Like [`Rules::parse`], reading `${VAR}` references through `env`.
-    pub fn parse_with_env(text: &str, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Rules, RuleErrors> {
+    pub fn parse_with_env(
+        text: &str,
+        origin: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Rules, RuleErrors> {
         validate::validate(text, origin, env)
     }
 
-    pub(crate) fn assemble(
-        backend: BackendKind,
-        shards: Vec<Shard>,
-        keyspaces: Vec<Keyspace>,
-        tables: Vec<TableRule>,
-        default_shard: Option<ShardId>,
-        policy: Policy,
-        examples: Vec<Example>,
-        ring: HashRing,
-    ) -> Rules {
-        let by_name = tables.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Rules { backend, shards, keyspaces, tables, by_name, default_shard, policy, examples, ring }
+    /// Rebuilds the name index after `tables` changed.
+    fn index_tables(&mut self) {
+        self.by_name = self
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
     }
 
     pub fn shard(&self, id: ShardId) -> &Shard {
@@ -227,7 +235,13 @@ impl Rules {
         let find = |key: &str| self.by_name.get(key).map(|&i| &self.tables[i]);
         match schema {
             None => find(name).or_else(|| find(&format!("{default_schema}.{name}"))),
-            Some(s) => find(&format!("{s}.{name}")).or_else(|| if s == default_schema { find(name) } else { None }),
+            Some(s) => find(&format!("{s}.{name}")).or_else(|| {
+                if s == default_schema {
+                    find(name)
+                } else {
+                    None
+                }
+            }),
         }
     }
 
@@ -263,8 +277,16 @@ impl Rules {
                 s.endpoint,
                 s.database,
                 s.user,
-                if slices.is_empty() { String::new() } else { format!("  hash slices {}", slices.join(", ")) },
-                if s.replicas.is_empty() { String::new() } else { format!("  replicas {}", s.replicas.len()) },
+                if slices.is_empty() {
+                    String::new()
+                } else {
+                    format!("  hash slices {}", slices.join(", "))
+                },
+                if s.replicas.is_empty() {
+                    String::new()
+                } else {
+                    format!("  replicas {}", s.replicas.len())
+                },
             );
         }
         let _ = writeln!(out, "keyspaces ({}):", self.keyspaces.len());
@@ -274,10 +296,17 @@ impl Rules {
                     let _ = writeln!(out, "  {:<12} hash on {} key", ks.name, ks.key_type);
                 }
                 Placement::TimeRange(r) => {
-                    let _ = writeln!(out, "  {:<12} time_range on {} key, {} ranges:", ks.name, ks.key_type, r.ranges().len());
+                    let _ = writeln!(
+                        out,
+                        "  {:<12} time_range on {} key, {} ranges:",
+                        ks.name,
+                        ks.key_type,
+                        r.ranges().len()
+                    );
                     for range in r.ranges().iter().take(12) {
                         let t = |v: Option<i64>, open: &str| {
-                            v.map(|v| KeyValue::Timestamp(v).to_string()).unwrap_or_else(|| open.to_string())
+                            v.map(|v| KeyValue::Timestamp(v).to_string())
+                                .unwrap_or_else(|| open.to_string())
                         };
                         let _ = writeln!(
                             out,
@@ -297,12 +326,19 @@ impl Rules {
         for t in &self.tables {
             let place = match &t.placement {
                 TablePlacement::Sharded { keyspace, key } => {
-                    format!("sharded by {key} in keyspace {}", self.keyspaces[*keyspace].name)
+                    format!(
+                        "sharded by {key} in keyspace {}",
+                        self.keyspaces[*keyspace].name
+                    )
                 }
                 TablePlacement::Reference => "reference (a copy on every shard)".to_string(),
                 TablePlacement::Pinned(s) => format!("pinned to {}", self.shard(*s).name),
             };
-            let generated = t.generated_id.as_ref().map(|c| format!(", {c} generated")).unwrap_or_default();
+            let generated = t
+                .generated_id
+                .as_ref()
+                .map(|c| format!(", {c} generated"))
+                .unwrap_or_default();
             let _ = writeln!(out, "  {:<20} {place}{generated}", t.name);
         }
         let _ = writeln!(
@@ -316,7 +352,11 @@ impl Rules {
         let _ = writeln!(
             out,
             "writes without a sharding key: {}",
-            if self.policy.allow_scatter_writes { "sent to every shard" } else { "refused" }
+            if self.policy.allow_scatter_writes {
+                "sent to every shard"
+            } else {
+                "refused"
+            }
         );
         let _ = writeln!(out, "examples verified: {}", self.examples.len());
         out

@@ -166,26 +166,6 @@ impl Routing {
             let (rx, ry) = (find(parent, x), find(parent, y));
             parent[rx] = ry;
         }
-        let root = find(parent, first);
-        for &i in &sharded[1..] {
-            let inst = &a.instances[i];
-            if inst.kind_keyspace() != first_inst.kind_keyspace() {
-                return Err(RouteError::CrossShardJoin {
-                    detail: format!(
-                        "{} and {} are sharded in different keyspaces; only tables of one keyspace joined on their keys meet on one shard",
-                        first_inst.table, inst.table
-                    ),
-                });
-            }
-            if find(parent, i) != root {
-                return Err(RouteError::CrossShardJoin {
-                    detail: format!(
-                        "{} and {} are not joined on their sharding keys, so their rows may meet only across shards",
-                        first_inst.table, inst.table
-                    ),
-                });
-            }
-        }
         // Subqueries over sharded tables must be correlated on the key and
         // must not reduce (each shard would compute its own answer).
         for &i in sharded {
@@ -237,6 +217,26 @@ impl Routing {
                     detail: format!(
                         "a subquery reads sharded table {} without being correlated on its sharding key",
                         inst.table
+                    ),
+                });
+            }
+        }
+        let root = find(parent, first);
+        for &i in &sharded[1..] {
+            let inst = &a.instances[i];
+            if inst.kind_keyspace() != first_inst.kind_keyspace() {
+                return Err(RouteError::CrossShardJoin {
+                    detail: format!(
+                        "{} and {} are sharded in different keyspaces; only tables of one keyspace joined on their keys meet on one shard",
+                        first_inst.table, inst.table
+                    ),
+                });
+            }
+            if find(parent, i) != root {
+                return Err(RouteError::CrossShardJoin {
+                    detail: format!(
+                        "{} and {} are not joined on their sharding keys, so their rows may meet only across shards",
+                        first_inst.table, inst.table
                     ),
                 });
             }

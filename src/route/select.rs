@@ -221,7 +221,7 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
                             BackendKind::Postgres => Ident::with_quote('"', "avg"),
                             BackendKind::Mysql => Ident::with_quote(
                                 '`',
-                                source_text(sql, span_of(&expr)).unwrap_or("avg"),
+                                call_text(sql, span_of(&expr)).unwrap_or("avg"),
                             ),
                         });
                         *item = SelectItem::ExprWithAlias { expr: sum, alias };
@@ -506,25 +506,46 @@ fn span_of(e: &Expr) -> Span {
     e.span()
 }
 
-/// The text of a span in `sql` (lines and columns are 1-based, columns count
-/// characters).
-pub fn source_text(sql: &str, span: Span) -> Option<&str> {
-    let offset = |line: u64, col: u64| -> Option<usize> {
-        if line == 0 {
-            return None;
+/// Byte offset of a 1-based line and character column.
+fn offset_of(text: &str, line: u64, col: u64) -> Option<usize> {
+    let mut start = 0usize;
+    for _ in 1..line {
+        start += text[start..].find('\n')? + 1;
+    }
+    let line_text = &text[start..];
+    let col = (col as usize).checked_sub(1)?;
+    Some(
+        start
+            + line_text
+                .char_indices()
+                .nth(col)
+                .map_or(line_text.len(), |(b, _)| b),
+    )
+}
+
+/// The text of a function call as the client wrote it: from the start of
+/// its span to the parenthesis that closes its argument list (the spans of
+/// calls do not always include that parenthesis).
+pub fn call_text(sql: &str, span: Span) -> Option<&str> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let begin = offset_of(sql, span.start.line, span.start.column)?;
+    let rest = &sql[begin..];
+    let tokens = Tokenizer::new(&sqlparser::dialect::MySqlDialect {}, rest)
+        .tokenize_with_location()
+        .ok()?;
+    let mut depth = 0i32;
+    for t in tokens {
+        match t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    let at = offset_of(rest, t.span.start.line, t.span.start.column)?;
+                    return rest.get(..at + 1);
+                }
+            }
+            _ => {}
         }
-        let mut start = 0usize;
-        for _ in 1..line {
-            start += sql[start..].find('\n')? + 1;
-        }
-        let line_text = &sql[start..];
-        let byte = line_text
-            .char_indices()
-            .nth((col as usize).checked_sub(1)?)
-            .map_or(line_text.len(), |(b, _)| b);
-        Some(start + byte)
-    };
-    let a = offset(span.start.line, span.start.column)?;
-    let b = offset(span.end.line, span.end.column)?;
-    sql.get(a..b)
+    }
+    None
 }

@@ -434,40 +434,37 @@ fn eval_pred(
             }
             Some(set)
         }
-        KeyPred::Range { lo, hi } => {
+        KeyPred::Range { .. } => {
             let Placement::TimeRange(ranges) = &ks.placement else {
                 return Ok(None);
             };
-            let cx = KeyContext {
-                collation: ks.collation,
-                ..*kcx
-            };
-            let bound = |b: &Option<(ValueRef, bool)>| -> Result<Option<Bound<i64>>, RouteError> {
-                let Some((v, inclusive)) = b else {
-                    return Ok(Some(Bound::Unbounded));
-                };
-                Ok(match canonicalize(ks.key_type, literal(v, params)?, &cx) {
-                    Ok(Canonical::Value(kv)) => kv.time_point().map(|t| {
-                        if *inclusive {
-                            Bound::Included(t)
-                        } else {
-                            Bound::Excluded(t)
-                        }
-                    }),
-                    _ => None,
-                })
-            };
-            match (bound(lo)?, bound(hi)?) {
-                (Some(l), Some(h)) => Some(ranges.shards_meeting(l, h)),
-                _ => None,
-            }
+            time_bounds(p, rules, keyspace, params, kcx)?.map(|(l, h)| ranges.shards_meeting(l, h))
         }
         KeyPred::And(parts) => {
+            // Ranges are intersected as intervals before they become shards,
+            // so that `k > a AND k <= a` allows nothing rather than the
+            // shards of both bounds.
+            let mut flat = Vec::new();
+            flatten_and(parts, &mut flat);
             let mut acc: Option<ShardSet> = None;
-            for part in parts {
+            let mut interval: Option<Interval> = None;
+            for part in flat {
+                if let (KeyPred::Range { .. }, Placement::TimeRange(_)) = (part, &ks.placement)
+                    && let Some((l, h)) = time_bounds(part, rules, keyspace, params, kcx)?
+                {
+                    interval = Some(match interval {
+                        None => (l, h),
+                        Some((l0, h0)) => (tighter_lo(l0, l), tighter_hi(h0, h)),
+                    });
+                    continue;
+                }
                 if let Some(s) = eval_pred(part, rules, keyspace, params, kcx)? {
                     acc = Some(acc.map_or(s, |a| a.intersect(&s)));
                 }
+            }
+            if let (Some((l, h)), Placement::TimeRange(ranges)) = (interval, &ks.placement) {
+                let s = ranges.shards_meeting(l, h);
+                acc = Some(acc.map_or(s, |a| a.intersect(&s)));
             }
             acc
         }
@@ -482,4 +479,74 @@ fn eval_pred(
             Some(acc)
         }
     })
+}
+
+/// A time interval: lower and upper bound, in microseconds.
+type Interval = (Bound<i64>, Bound<i64>);
+
+fn flatten_and<'a>(parts: &'a [KeyPred], out: &mut Vec<&'a KeyPred>) {
+    for p in parts {
+        match p {
+            KeyPred::And(inner) => flatten_and(inner, out),
+            other => out.push(other),
+        }
+    }
+}
+
+/// The interval of a range predicate on a time keyspace; `None` when a bound
+/// cannot be read exactly.
+fn time_bounds(
+    p: &KeyPred,
+    rules: &Rules,
+    keyspace: usize,
+    params: &[Param],
+    kcx: &KeyContext,
+) -> Result<Option<Interval>, RouteError> {
+    let KeyPred::Range { lo, hi } = p else {
+        return Ok(None);
+    };
+    let ks = rules.keyspace(keyspace);
+    let cx = KeyContext {
+        collation: ks.collation,
+        ..*kcx
+    };
+    let bound = |b: &Option<(ValueRef, bool)>| -> Result<Option<Bound<i64>>, RouteError> {
+        let Some((v, inclusive)) = b else {
+            return Ok(Some(Bound::Unbounded));
+        };
+        Ok(match canonicalize(ks.key_type, literal(v, params)?, &cx) {
+            Ok(Canonical::Value(kv)) => kv.time_point().map(|t| {
+                if *inclusive {
+                    Bound::Included(t)
+                } else {
+                    Bound::Excluded(t)
+                }
+            }),
+            _ => None,
+        })
+    };
+    Ok(match (bound(lo)?, bound(hi)?) {
+        (Some(l), Some(h)) => Some((l, h)),
+        _ => None,
+    })
+}
+
+/// The larger of two lower bounds.
+fn tighter_lo(a: Bound<i64>, b: Bound<i64>) -> Bound<i64> {
+    let key = |x: &Bound<i64>| match x {
+        Bound::Unbounded => (i64::MIN, 0),
+        Bound::Included(v) => (*v, 1),
+        Bound::Excluded(v) => (*v, 2),
+    };
+    if key(&a) >= key(&b) { a } else { b }
+}
+
+/// The smaller of two upper bounds.
+fn tighter_hi(a: Bound<i64>, b: Bound<i64>) -> Bound<i64> {
+    let key = |x: &Bound<i64>| match x {
+        Bound::Unbounded => (i64::MAX, 2),
+        Bound::Included(v) => (*v, 1),
+        Bound::Excluded(v) => (*v, 0),
+    };
+    if key(&a) <= key(&b) { a } else { b }
 }

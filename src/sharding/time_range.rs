@@ -73,6 +73,9 @@ impl TimeRanges {
 
     /// Every shard holding a range that meets the interval.
     pub fn shards_meeting(&self, lo: Bound<i64>, hi: Bound<i64>) -> ShardSet {
+        if interval_is_empty(lo, hi) {
+            return ShardSet::empty();
+        }
         self.ranges
             .iter()
             .filter(|r| r.intersects(lo, hi))
@@ -98,6 +101,27 @@ impl TimeRanges {
         }
         out
     }
+}
+
+/// Whether no point lies between the bounds.
+pub fn interval_is_empty(lo: Bound<i64>, hi: Bound<i64>) -> bool {
+    let first = match lo {
+        Bound::Unbounded => i64::MIN,
+        Bound::Included(l) => l,
+        Bound::Excluded(l) => match l.checked_add(1) {
+            Some(v) => v,
+            None => return true,
+        },
+    };
+    let last = match hi {
+        Bound::Unbounded => i64::MAX,
+        Bound::Included(h) => h,
+        Bound::Excluded(h) => match h.checked_sub(1) {
+            Some(v) => v,
+            None => return true,
+        },
+    };
+    first > last
 }
 
 /// The step of a generated range list.

@@ -35,8 +35,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 pub use bins::client as client_binary;
-pub use cli::{ClusterArgs, run_cli};
 pub(crate) use cli::shutdown_signals;
+pub use cli::{ClusterArgs, run_cli};
 pub use proc::pid_alive;
 
 use crate::backend::BackendKind;

@@ -223,7 +223,9 @@ pub(crate) fn start(
     match kind {
         BackendKind::Postgres => {
             bins::postgres()?;
-            run_as(kind)?;
+            if run_as(kind)?.is_some() {
+                check_reachable_by_others(dir)?;
+            }
         }
         BackendKind::Mysql => {
             bins::mysql()?;
@@ -252,6 +254,27 @@ pub(crate) fn start(
         }
         None => Ok((servers, procs)),
     }
+}
+
+/// When servers run as another user, every dir above the cluster dir must let
+/// others pass (mode o+x); `mktemp -d` dirs, for one, do not.
+fn check_reachable_by_others(dir: &Path) -> Result<(), ClusterError> {
+    for ancestor in dir.ancestors().skip(1) {
+        let mode = std::fs::metadata(ancestor)
+            .map_err(io_err(format!("reading {}", ancestor.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o001 == 0 {
+            return Err(ClusterError::InvalidSpec(format!(
+                "{} is not searchable by other users (mode {:o}), so the `postgres` user \
+                 cannot reach the data dirs below it; `chmod o+x` it or set \
+                 SHARDGATE_TMPDIR to another dir",
+                ancestor.display(),
+                mode & 0o7777
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The server's paths.

@@ -256,3 +256,78 @@ fn psql_path() -> String {
         std::env::var("PATH").unwrap_or_default()
     )
 }
+
+/// Helper for the test below, run in a child test process: starts the shared
+/// fixture cluster from a test thread, reports the server PIDs and waits to
+/// be killed. Without SHARDGATE_HOLD_INFO it does nothing.
+#[test]
+#[ignore = "run by killed_test_process_takes_the_shared_cluster_along"]
+fn hold_shared_cluster_until_killed() {
+    let Some(info) = std::env::var_os("SHARDGATE_HOLD_INFO") else {
+        return;
+    };
+    let cluster = support::cluster(BackendKind::Postgres, 1);
+    let pids: Vec<String> = cluster
+        .servers()
+        .map(|s| s.pid.unwrap().to_string())
+        .collect();
+    let tmp = PathBuf::from(&info).with_extension("tmp");
+    std::fs::write(
+        &tmp,
+        format!("{} {}", pids.join(" "), cluster.dir().display()),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &info).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+/// A test process holding the shared fixture cluster is SIGKILLed (no atexit
+/// hook runs): its servers must die with it.
+#[test]
+fn killed_test_process_takes_the_shared_cluster_along() {
+    let base = scratch_base("kill9-test");
+    let info = base.join("info");
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "cluster::hold_shared_cluster_until_killed",
+        ])
+        .env("SHARDGATE_HOLD_INFO", &info)
+        .env("SHARDGATE_TMPDIR", &base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !info.exists() {
+        if let Ok(Some(status)) = holder.try_wait() {
+            panic!("the holder test exited early: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the holder did not start its cluster"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&info).unwrap();
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    let dir = PathBuf::from(words.pop().unwrap());
+    let servers: Vec<u32> = words.iter().map(|w| w.parse().unwrap()).collect();
+    assert_eq!(servers.len(), 2, "a shard and the reference server");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    for pid in servers {
+        assert!(
+            support::wait_gone(pid, 15),
+            "server {pid} outlived the test process"
+        );
+    }
+    drop(Cluster::start(&ClusterSpec::new(BackendKind::Postgres, 1).with_base_dir(&base)).unwrap());
+    assert!(
+        !dir.exists(),
+        "the stale dir {} was not removed",
+        dir.display()
+    );
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -43,6 +43,7 @@ fn postgres_shards_and_reference_share_the_icu_collation() {
         assert_eq!(locale, "i|en-US|C|UTF8", "on {}", server.name);
     }
     let mut ports: Vec<u16> = cluster.servers().map(|s| s.port).collect();
+    ports.sort_unstable();
     ports.dedup();
     assert_eq!(ports.len(), 3);
 }

@@ -1,0 +1,7 @@
+//! Integration tests: one test binary, so shared clusters (see
+//! `support::cluster`) start once per run.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cluster;

@@ -266,7 +266,11 @@ impl fmt::Display for RowMerge {
                     )
                 })
                 .collect();
-            steps.push(format!("merge sorted streams on {}", keys.join(", ")));
+            if self.aggregating || !self.group_by.is_empty() {
+                steps.push(format!("sort groups on {}", keys.join(", ")));
+            } else {
+                steps.push(format!("merge sorted streams on {}", keys.join(", ")));
+            }
         } else {
             steps.push("concatenate".into());
         }

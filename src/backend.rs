@@ -40,9 +40,7 @@ impl std::str::FromStr for BackendKind {
         match s {
             "postgres" | "postgresql" => Ok(BackendKind::Postgres),
             "mysql" | "mariadb" => Ok(BackendKind::Mysql),
-            other => Err(format!(
-                "unknown backend `{other}` (expected postgres or mysql)"
-            )),
+            other => Err(format!("unknown backend `{other}` (expected postgres or mysql)")),
         }
     }
 }

@@ -29,9 +29,8 @@ pub struct RouteArgs {
 
 /// Logs go to stderr; `SHARDGATE_LOG` (or `RUST_LOG`) sets the filter.
 pub fn init_logging() {
-    let filter = std::env::var("SHARDGATE_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_string());
+    let filter =
+        std::env::var("SHARDGATE_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
@@ -47,11 +46,7 @@ pub fn check(args: CheckArgs) -> ExitCode {
         }
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!(
-                "{} error(s) in {}",
-                errors.errors.len(),
-                args.file.display()
-            );
+            eprintln!("{} error(s) in {}", errors.errors.len(), args.file.display());
             ExitCode::FAILURE
         }
     }

@@ -54,11 +54,7 @@ pub fn rule_file_for(cluster: &Cluster) -> String {
     let addrs: Vec<rule_file::ShardAddr> = cluster
         .shards()
         .iter()
-        .map(|s| rule_file::ShardAddr {
-            name: s.name.clone(),
-            host: s.host.clone(),
-            port: s.port.to_string(),
-        })
+        .map(|s| rule_file::ShardAddr { name: s.name.clone(), host: s.host.clone(), port: s.port.to_string() })
         .collect();
     rule_file::render(cluster.kind(), &addrs)
 }

@@ -5,11 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "shardgate",
-    version,
-    about = "A sharding proxy for PostgreSQL and MySQL"
-)]
+#[command(name = "shardgate", version, about = "A sharding proxy for PostgreSQL and MySQL")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -25,15 +25,11 @@ pub(crate) struct MyBins {
 /// An executable file named `name` in one of the PATH directories.
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| is_executable(p))
 }
 
 fn is_executable(path: &Path) -> bool {
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// The directory of the PostgreSQL server binaries: `SHARDGATE_PG_BINDIR`,
@@ -75,10 +71,7 @@ pub(crate) fn postgres() -> Result<&'static PgBins, ClusterError> {
     static BINS: OnceLock<Option<PgBins>> = OnceLock::new();
     BINS.get_or_init(|| {
         let dir = pg_bindir()?;
-        let bins = PgBins {
-            initdb: dir.join("initdb"),
-            postgres: dir.join("postgres"),
-        };
+        let bins = PgBins { initdb: dir.join("initdb"), postgres: dir.join("postgres") };
         (is_executable(&bins.initdb) && is_executable(&bins.postgres)).then_some(bins)
     })
     .as_ref()
@@ -92,9 +85,7 @@ pub(crate) fn postgres() -> Result<&'static PgBins, ClusterError> {
 
 fn first_of(names: &[&str], dirs: &[&str]) -> Option<PathBuf> {
     names.iter().find_map(|n| which(n)).or_else(|| {
-        dirs.iter()
-            .flat_map(|d| names.iter().map(move |n| Path::new(d).join(n)))
-            .find(|p| is_executable(p))
+        dirs.iter().flat_map(|d| names.iter().map(move |n| Path::new(d).join(n))).find(|p| is_executable(p))
     })
 }
 
@@ -103,10 +94,7 @@ pub(crate) fn mysql() -> Result<&'static MyBins, ClusterError> {
     BINS.get_or_init(|| {
         Some(MyBins {
             server: first_of(&["mariadbd", "mysqld"], &["/usr/sbin", "/usr/bin"])?,
-            install_db: first_of(
-                &["mariadb-install-db", "mysql_install_db"],
-                &["/usr/bin", "/usr/sbin"],
-            )?,
+            install_db: first_of(&["mariadb-install-db", "mysql_install_db"], &["/usr/bin", "/usr/sbin"])?,
         })
     })
     .as_ref()
@@ -123,14 +111,9 @@ pub fn client(kind: BackendKind) -> Result<PathBuf, ClusterError> {
     let found = match kind {
         BackendKind::Postgres => PSQL.get_or_init(|| {
             // Prefer the psql of the server installation over Debian's wrapper.
-            pg_bindir()
-                .map(|d| d.join("psql"))
-                .filter(|p| is_executable(p))
-                .or_else(|| which("psql"))
+            pg_bindir().map(|d| d.join("psql")).filter(|p| is_executable(p)).or_else(|| which("psql"))
         }),
-        BackendKind::Mysql => {
-            MARIADB.get_or_init(|| first_of(&["mariadb", "mysql"], &["/usr/bin"]))
-        }
+        BackendKind::Mysql => MARIADB.get_or_init(|| first_of(&["mariadb", "mysql"], &["/usr/bin"])),
     };
     found.clone().ok_or_else(|| ClusterError::BinaryNotFound {
         what: match kind {

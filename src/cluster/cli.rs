@@ -39,21 +39,12 @@ pub(crate) struct ShutdownSignals {
 }
 
 pub(crate) fn shutdown_signals() -> std::io::Result<ShutdownSignals> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (interrupt, terminate) = {
         let _guard = rt.enter();
-        (
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::terminate())?,
-        )
+        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
     };
-    Ok(ShutdownSignals {
-        rt,
-        interrupt,
-        terminate,
-    })
+    Ok(ShutdownSignals { rt, interrupt, terminate })
 }
 
 impl ShutdownSignals {

@@ -21,10 +21,7 @@ impl Containers {
     /// Stops one container (simulates a dead shard).
     pub(crate) fn kill(&mut self, name: &str) -> Result<bool, ClusterError> {
         match self.containers.iter().find(|(n, _)| n == name) {
-            Some((_, c)) => c
-                .stop_with_timeout(Some(0))
-                .map(|_| true)
-                .map_err(docker_err),
+            Some((_, c)) => c.stop_with_timeout(Some(0)).map(|_| true).map_err(docker_err),
             None => Ok(false),
         }
     }
@@ -34,10 +31,7 @@ fn docker_err(e: TestcontainersError) -> ClusterError {
     ClusterError::Docker(e.to_string())
 }
 
-pub(crate) fn start(
-    kind: BackendKind,
-    names: &[String],
-) -> Result<(Vec<Server>, Containers), ClusterError> {
+pub(crate) fn start(kind: BackendKind, names: &[String]) -> Result<(Vec<Server>, Containers), ClusterError> {
     let mut servers = Vec::new();
     let mut containers = Vec::new();
     let mut first_err = None;
@@ -59,27 +53,17 @@ pub(crate) fn start(
     }
 }
 
-fn start_one(
-    kind: BackendKind,
-    name: &str,
-) -> Result<(Server, Container<GenericImage>), ClusterError> {
+fn start_one(kind: BackendKind, name: &str) -> Result<(Server, Container<GenericImage>), ClusterError> {
     let (container, internal_port) = match kind {
         BackendKind::Postgres => {
             let request = GenericImage::new("postgres", "15")
                 .with_exposed_port(5432.tcp())
-                .with_wait_for(WaitFor::message_on_stdout(
-                    "PostgreSQL init process complete; ready for start up.",
-                ))
-                .with_wait_for(WaitFor::message_on_stderr(
-                    "database system is ready to accept connections",
-                ))
+                .with_wait_for(WaitFor::message_on_stdout("PostgreSQL init process complete; ready for start up."))
+                .with_wait_for(WaitFor::message_on_stderr("database system is ready to accept connections"))
                 .with_env_var("POSTGRES_USER", USER)
                 .with_env_var("POSTGRES_PASSWORD", PASSWORD)
                 .with_env_var("POSTGRES_DB", DATABASE)
-                .with_env_var(
-                    "POSTGRES_INITDB_ARGS",
-                    "--locale-provider=icu --icu-locale=en-US -E UTF8 --locale=C",
-                )
+                .with_env_var("POSTGRES_INITDB_ARGS", "--locale-provider=icu --icu-locale=en-US -E UTF8 --locale=C")
                 .with_cmd([
                     "postgres",
                     "-c",
@@ -104,18 +88,13 @@ fn start_one(
             );
             let request = GenericImage::new("mariadb", "10.11")
                 .with_exposed_port(3306.tcp())
-                .with_wait_for(WaitFor::message_on_stderr(
-                    "mariadbd: ready for connections.",
-                ))
+                .with_wait_for(WaitFor::message_on_stderr("mariadbd: ready for connections."))
                 .with_wait_for(WaitFor::message_on_stderr("port: 3306"))
                 .with_env_var("MARIADB_ROOT_PASSWORD", PASSWORD)
                 .with_env_var("MARIADB_USER", USER)
                 .with_env_var("MARIADB_PASSWORD", PASSWORD)
                 .with_env_var("MARIADB_DATABASE", DATABASE)
-                .with_copy_to(
-                    "/docker-entrypoint-initdb.d/10-shardgate-grants.sql",
-                    grants.into_bytes(),
-                )
+                .with_copy_to("/docker-entrypoint-initdb.d/10-shardgate-grants.sql", grants.into_bytes())
                 .with_cmd([
                     "--character-set-server=utf8mb4",
                     "--collation-server=utf8mb4_general_ci",
@@ -133,9 +112,7 @@ fn start_one(
         name: name.to_string(),
         kind,
         host: container.get_host().map_err(docker_err)?.to_string(),
-        port: container
-            .get_host_port_ipv4(internal_port.tcp())
-            .map_err(docker_err)?,
+        port: container.get_host_port_ipv4(internal_port.tcp()).map_err(docker_err)?,
         user: USER.into(),
         password: PASSWORD.into(),
         database: DATABASE.into(),

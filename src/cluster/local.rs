@@ -20,10 +20,7 @@ use crate::backend::BackendKind;
 /// seconds, default 90: generous because tests start many servers at once on
 /// small machines).
 fn startup_timeout() -> Duration {
-    let secs = std::env::var("SHARDGATE_CLUSTER_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(90);
+    let secs = std::env::var("SHARDGATE_CLUSTER_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(90);
     Duration::from_secs(secs)
 }
 
@@ -40,15 +37,11 @@ fn free_port() -> Result<u16, ClusterError> {
     static HANDED_OUT: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let handed_out = HANDED_OUT.get_or_init(Default::default);
     for _ in 0..100 {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|source| ClusterError::Io {
-                context: "binding 127.0.0.1:0 to find a free port".into(),
-                source,
-            })?;
-        let port = listener.local_addr().map_err(|source| ClusterError::Io {
-            context: "reading a free port".into(),
-            source,
-        })?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|source| ClusterError::Io { context: "binding 127.0.0.1:0 to find a free port".into(), source })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| ClusterError::Io { context: "reading a free port".into(), source })?;
         let mut set = handed_out.lock().unwrap_or_else(|e| e.into_inner());
         if set.insert(port.port()) {
             return Ok(port.port());
@@ -74,15 +67,7 @@ fn run_as(kind: BackendKind) -> Result<Option<(u32, u32)>, ClusterError> {
         let mut buf = vec![0 as libc::c_char; 16 * 1024];
         let mut result: *mut libc::passwd = std::ptr::null_mut();
         // SAFETY: getpwnam_r writes into our buffers, sized as passed.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                name.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
+        let rc = unsafe { libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
         (rc == 0 && !result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
     });
     ids.map(Some).ok_or_else(|| ClusterError::BinaryNotFound {
@@ -101,18 +86,13 @@ fn mkdir(path: &Path, owner: Option<(u32, u32)>, mode: u32) -> Result<(), Cluste
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(io_err(format!("chmod {}", path.display())))?;
     if let Some((uid, gid)) = owner {
-        std::os::unix::fs::chown(path, Some(uid), Some(gid))
-            .map_err(io_err(format!("chown {}", path.display())))?;
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(io_err(format!("chown {}", path.display())))?;
     }
     Ok(())
 }
 
 fn log_file(path: &Path) -> Result<File, ClusterError> {
-    File::options()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_err(format!("opening {}", path.display())))
+    File::options().create(true).append(true).open(path).map_err(io_err(format!("opening {}", path.display())))
 }
 
 /// Runs a short-lived setup command (initdb, install-db) with its output in
@@ -122,9 +102,7 @@ fn run_logged(mut cmd: Command, log: &Path, server: &str, what: &str) -> Result<
     let err = out.try_clone().map_err(io_err("duplicating a log fd"))?;
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     proc::die_with_parent(&mut cmd, libc::SIGKILL);
-    let status = cmd
-        .status()
-        .map_err(io_err(format!("running {what} for {server}")))?;
+    let status = cmd.status().map_err(io_err(format!("running {what} for {server}")))?;
     if status.success() {
         Ok(())
     } else {
@@ -145,11 +123,7 @@ fn admin(mut cmd: Command) -> (bool, String) {
     match cmd.output() {
         Ok(out) => (
             out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
         ),
         Err(e) => (false, e.to_string()),
     }
@@ -214,11 +188,7 @@ impl Processes {
 }
 
 /// Starts one server per name under `dir`, in parallel.
-pub(crate) fn start(
-    kind: BackendKind,
-    dir: &Path,
-    names: &[String],
-) -> Result<(Vec<Server>, Processes), ClusterError> {
+pub(crate) fn start(kind: BackendKind, dir: &Path, names: &[String]) -> Result<(Vec<Server>, Processes), ClusterError> {
     // Resolve binaries and users once, before the threads.
     match kind {
         BackendKind::Postgres => {
@@ -285,18 +255,9 @@ struct Layout {
     log: PathBuf,
 }
 
-fn start_one(
-    kind: BackendKind,
-    cluster_dir: &Path,
-    name: &str,
-) -> Result<(Server, ServerProc), ClusterError> {
+fn start_one(kind: BackendKind, cluster_dir: &Path, name: &str) -> Result<(Server, ServerProc), ClusterError> {
     let dir = cluster_dir.join(name);
-    let layout = Layout {
-        data: dir.join("data"),
-        sock: dir.join("sock"),
-        log: dir.join("server.log"),
-        dir,
-    };
+    let layout = Layout { data: dir.join("data"), sock: dir.join("sock"), log: dir.join("server.log"), dir };
     let socket_len = layout.sock.as_os_str().len() + "/.s.PGSQL.65535".len();
     if socket_len > MAX_SOCKET_PATH {
         return Err(ClusterError::InvalidSpec(format!(
@@ -327,26 +288,16 @@ fn start_one(
         let log_start = std::fs::metadata(&layout.log).map(|m| m.len()).unwrap_or(0);
         let out = log_file(&layout.log)?;
         let err = out.try_clone().map_err(io_err("duplicating a log fd"))?;
-        cmd.current_dir(&layout.dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
+        cmd.current_dir(&layout.dir).stdin(Stdio::null()).stdout(out).stderr(err);
         let death_signal = match kind {
             // Immediate shutdown: the postmaster takes its backends along.
             BackendKind::Postgres => libc::SIGQUIT,
             BackendKind::Mysql => libc::SIGKILL,
         };
-        let child = proc::spawn_server(cmd, death_signal)
-            .map_err(io_err(format!("starting the {kind} server {name}")))?;
-        let _ = std::fs::write(
-            layout.dir.join(SERVER_PID_FILE),
-            format!("{}\n", child.id()),
-        );
-        let mut sp = ServerProc {
-            name: name.to_string(),
-            kind,
-            child,
-        };
+        let child =
+            proc::spawn_server(cmd, death_signal).map_err(io_err(format!("starting the {kind} server {name}")))?;
+        let _ = std::fs::write(layout.dir.join(SERVER_PID_FILE), format!("{}\n", child.id()));
+        let mut sp = ServerProc { name: name.to_string(), kind, child };
         match wait_ready(&mut sp, &layout, port, log_start) {
             Ok(()) => {}
             Err(Wait::PortTaken) if attempt < PORT_ATTEMPTS => continue,
@@ -388,21 +339,10 @@ fn init_postgres(l: &Layout, name: &str, owner: Option<(u32, u32)>) -> Result<()
     let mut cmd = Command::new(&bins.initdb);
     cmd.arg("-D")
         .arg(&l.data)
-        .args([
-            "-U",
-            "postgres",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-        ])
+        .args(["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"])
         // Pinned collation: ICU en-US for text, C for the libc locale, so
         // shards and the reference server sort identically on any machine.
-        .args([
-            "--locale-provider=icu",
-            "--icu-locale=en-US",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ])
+        .args(["--locale-provider=icu", "--icu-locale=en-US", "-E", "UTF8", "--locale=C"])
         .arg("--no-sync")
         .current_dir(&l.dir)
         .env("LC_ALL", "C");
@@ -458,12 +398,7 @@ fn init_mysql(l: &Layout, name: &str) -> Result<(), ClusterError> {
         .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
         .args(root_user_flag())
         .current_dir(&l.dir);
-    run_logged(
-        cmd,
-        &l.dir.join("install-db.log"),
-        name,
-        "mariadb-install-db",
-    )
+    run_logged(cmd, &l.dir.join("install-db.log"), name, "mariadb-install-db")
 }
 
 fn mysql_command(l: &Layout, port: u16) -> Result<Command, ClusterError> {
@@ -476,10 +411,7 @@ fn mysql_command(l: &Layout, port: u16) -> Result<Command, ClusterError> {
         .arg(format!("--socket={}", mysql_socket(l).display()))
         .arg(format!("--port={port}"))
         .arg("--bind-address=127.0.0.1")
-        .arg(format!(
-            "--pid-file={}",
-            l.dir.join("mariadbd.pid").display()
-        ))
+        .arg(format!("--pid-file={}", l.dir.join("mariadbd.pid").display()))
         .arg(format!("--tmpdir={}", tmp.display()))
         .args([
             "--innodb-flush-log-at-trx-commit=0",
@@ -585,12 +517,7 @@ fn wait_ready(sp: &mut ServerProc, l: &Layout, port: u16, log_start: u64) -> Res
 }
 
 /// Creates the `shardgate` login (password `shardgate`) and database.
-fn create_user_and_database(
-    kind: BackendKind,
-    l: &Layout,
-    port: u16,
-    name: &str,
-) -> Result<(), ClusterError> {
+fn create_user_and_database(kind: BackendKind, l: &Layout, port: u16, name: &str) -> Result<(), ClusterError> {
     let mut cmd = admin_command(kind, l, port)?;
     match kind {
         BackendKind::Postgres => {
@@ -613,9 +540,7 @@ fn create_user_and_database(
                      GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'{host}' WITH GRANT OPTION; "
                 );
             }
-            sql += &format!(
-                "CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci;"
-            );
+            sql += &format!("CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci;");
             cmd.args(["-e", &sql]);
         }
     }

@@ -65,33 +65,17 @@ pub enum ClusterError {
         source: std::io::Error,
     },
     #[error("{command} failed for server {server} ({status}):\n{output}")]
-    CommandFailed {
-        server: String,
-        command: String,
-        status: String,
-        output: String,
-    },
+    CommandFailed { server: String, command: String, status: String, output: String },
     #[error(
         "server {server} exited during startup ({status}); last lines of {}:\n{tail}",
         log.display()
     )]
-    ExitedEarly {
-        server: String,
-        status: String,
-        log: PathBuf,
-        tail: String,
-    },
+    ExitedEarly { server: String, status: String, log: PathBuf, tail: String },
     #[error(
         "server {server} did not accept logins within {secs}s: {reason}\nlast lines of {}:\n{tail}",
         log.display()
     )]
-    NotReady {
-        server: String,
-        secs: u64,
-        reason: String,
-        log: PathBuf,
-        tail: String,
-    },
+    NotReady { server: String, secs: u64, reason: String, log: PathBuf, tail: String },
     #[error("query on server {server} failed: {message}")]
     Query { server: String, message: String },
     #[error("invalid cluster: {0}")]
@@ -135,13 +119,7 @@ pub struct ClusterSpec {
 
 impl ClusterSpec {
     pub fn new(kind: BackendKind, shards: usize) -> Self {
-        ClusterSpec {
-            kind,
-            shards,
-            reference: false,
-            base_dir: None,
-            provider: None,
-        }
+        ClusterSpec { kind, shards, reference: false, base_dir: None, provider: None }
     }
 
     pub fn with_reference(mut self, reference: bool) -> Self {
@@ -190,10 +168,7 @@ impl Server {
             BackendKind::Postgres => "postgres",
             BackendKind::Mysql => "mysql",
         };
-        format!(
-            "{scheme}://{}:{}@{}:{}/{}",
-            self.user, self.password, self.host, self.port, self.database
-        )
+        format!("{scheme}://{}:{}@{}:{}/{}", self.user, self.password, self.host, self.port, self.database)
     }
 
     /// The name used in environment variables: `S0`, `S1`, ... or `REF`.
@@ -237,10 +212,9 @@ impl Server {
         })
         .arg(sql)
         .stdin(Stdio::null());
-        let out = cmd.output().map_err(|source| ClusterError::Io {
-            context: format!("running the {} client", self.kind),
-            source,
-        })?;
+        let out = cmd
+            .output()
+            .map_err(|source| ClusterError::Io { context: format!("running the {} client", self.kind), source })?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
         } else {
@@ -290,17 +264,12 @@ impl Cluster {
         let dir = tmp::create_cluster_dir(&base)?;
         let names = spec.names();
         let started = match spec.provider.unwrap_or_else(Provider::from_env) {
-            Provider::Local => {
-                local::start(spec.kind, &dir, &names).map(|(s, p)| (s, Backing::Local(p)))
-            }
+            Provider::Local => local::start(spec.kind, &dir, &names).map(|(s, p)| (s, Backing::Local(p))),
             #[cfg(feature = "docker")]
-            Provider::Docker => {
-                docker::start(spec.kind, &names).map(|(s, c)| (s, Backing::Docker(c)))
-            }
+            Provider::Docker => docker::start(spec.kind, &names).map(|(s, c)| (s, Backing::Docker(c))),
             #[cfg(not(feature = "docker"))]
             Provider::Docker => Err(ClusterError::Docker(
-                "SHARDGATE_TEST_BACKEND=docker needs shardgate built with `--features docker`"
-                    .into(),
+                "SHARDGATE_TEST_BACKEND=docker needs shardgate built with `--features docker`".into(),
             )),
         };
         let (servers, backing) = match started {
@@ -310,8 +279,7 @@ impl Cluster {
                 return Err(e);
             }
         };
-        let (reference, shards): (Vec<Server>, Vec<Server>) =
-            servers.into_iter().partition(|s| s.name == REFERENCE);
+        let (reference, shards): (Vec<Server>, Vec<Server>) = servers.into_iter().partition(|s| s.name == REFERENCE);
         Ok(Cluster {
             kind: spec.kind,
             shards,
@@ -365,22 +333,12 @@ impl Cluster {
             Some(Backing::Docker(containers)) => containers.kill(name)?,
             None => false,
         };
-        if found {
-            Ok(())
-        } else {
-            Err(ClusterError::InvalidSpec(format!(
-                "no running server named {name}"
-            )))
-        }
+        if found { Ok(()) } else { Err(ClusterError::InvalidSpec(format!("no running server named {name}"))) }
     }
 
     /// Stops every server and removes the cluster dir. Idempotent.
     pub fn stop(&self) {
-        let backing = self
-            .backing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let backing = self.backing.lock().unwrap_or_else(|e| e.into_inner()).take();
         match backing {
             Some(Backing::Local(mut procs)) => procs.stop_all(),
             #[cfg(feature = "docker")]
@@ -397,17 +355,11 @@ impl Cluster {
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![
             ("SHARDGATE_BACKEND".to_string(), self.kind.to_string()),
-            (
-                "SHARDGATE_SHARDS".to_string(),
-                self.shards.len().to_string(),
-            ),
+            ("SHARDGATE_SHARDS".to_string(), self.shards.len().to_string()),
             ("SHARDGATE_SHARD_USER".to_string(), USER.to_string()),
             ("SHARDGATE_SHARD_PASSWORD".to_string(), PASSWORD.to_string()),
             ("SHARDGATE_SHARD_DATABASE".to_string(), DATABASE.to_string()),
-            (
-                "SHARDGATE_CLUSTER_DIR".to_string(),
-                self.dir.display().to_string(),
-            ),
+            ("SHARDGATE_CLUSTER_DIR".to_string(), self.dir.display().to_string()),
         ];
         for s in self.servers() {
             let prefix = format!("SHARDGATE_{}", s.env_name());
@@ -434,10 +386,7 @@ impl Drop for Cluster {
 pub fn parallel<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> T + Sync) -> Vec<T> {
     std::thread::scope(|s| {
         let handles: Vec<_> = items.iter().map(|item| s.spawn(|| f(item))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     })
 }
 
@@ -464,10 +413,7 @@ mod tests {
             server(BackendKind::Postgres, "s0").url(),
             "postgres://shardgate:shardgate@127.0.0.1:5555/shardgate"
         );
-        assert_eq!(
-            server(BackendKind::Mysql, "ref").url(),
-            "mysql://shardgate:shardgate@127.0.0.1:5555/shardgate"
-        );
+        assert_eq!(server(BackendKind::Mysql, "ref").url(), "mysql://shardgate:shardgate@127.0.0.1:5555/shardgate");
         assert_eq!(server(BackendKind::Mysql, "ref").env_name(), "REF");
     }
 

@@ -66,8 +66,7 @@ pub(crate) fn spawn_server(mut cmd: Command, signal: libc::c_int) -> io::Result<
             let _ = tx.send(cmd.spawn());
         }))
         .map_err(|_| io::Error::other("the spawner thread is gone"))?;
-    rx.recv()
-        .map_err(|_| io::Error::other("the spawner thread did not answer"))?
+    rx.recv().map_err(|_| io::Error::other("the spawner thread did not answer"))?
 }
 
 /// Stops a server: `signal` first, SIGKILL after `grace`, then SIGKILL to the
@@ -81,9 +80,7 @@ pub(crate) fn stop_child(child: &mut Child, signal: libc::c_int, grace: Duration
         loop {
             match child.try_wait() {
                 Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
                 _ => {
                     // SAFETY: as above; the child is still unreaped.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -125,10 +122,7 @@ mod tests {
     fn own_process_is_alive_and_has_a_start_time() {
         assert!(pid_alive(std::process::id()));
         assert!(start_time(std::process::id()).is_some());
-        assert_eq!(
-            start_time(std::process::id()),
-            start_time(std::process::id())
-        );
+        assert_eq!(start_time(std::process::id()), start_time(std::process::id()));
     }
 
     #[test]

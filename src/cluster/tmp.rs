@@ -36,20 +36,15 @@ pub(crate) fn create_cluster_dir(base: &Path) -> Result<PathBuf, ClusterError> {
     static SEQ: AtomicU32 = AtomicU32::new(0);
     std::fs::create_dir_all(base).map_err(io_err(format!("creating {}", base.display())))?;
     let pid = std::process::id();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let dir = base.join(format!("{DIR_PREFIX}{pid}-{seq}-{nanos:08x}"));
     std::fs::create_dir(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
         .map_err(io_err(format!("chmod {}", dir.display())))?;
     let start = proc::start_time(pid).unwrap_or(0);
-    std::fs::write(dir.join(OWNER_FILE), format!("{pid} {start}\n")).map_err(io_err(format!(
-        "writing the owner file in {}",
-        dir.display()
-    )))?;
+    std::fs::write(dir.join(OWNER_FILE), format!("{pid} {start}\n"))
+        .map_err(io_err(format!("writing the owner file in {}", dir.display())))?;
     Ok(dir)
 }
 
@@ -126,8 +121,7 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("shardgate-unit-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("shardgate-unit-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir

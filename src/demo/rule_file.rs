@@ -124,20 +124,14 @@ mod tests {
 
     #[test]
     fn four_postgres_shards_give_the_committed_postgres_layout() {
-        let generated = parse(&render(
-            BackendKind::Postgres,
-            &placeholder_addrs(BackendKind::Postgres, 4),
-        ));
+        let generated = parse(&render(BackendKind::Postgres, &placeholder_addrs(BackendKind::Postgres, 4)));
         let committed = committed_without_examples(include_str!("../../rules/demo-postgres.toml"));
         assert_eq!(generated, committed);
     }
 
     #[test]
     fn two_mysql_shards_give_the_committed_mysql_file() {
-        let generated = parse(&render(
-            BackendKind::Mysql,
-            &placeholder_addrs(BackendKind::Mysql, 2),
-        ));
+        let generated = parse(&render(BackendKind::Mysql, &placeholder_addrs(BackendKind::Mysql, 2)));
         let committed = parse(include_str!("../../rules/demo-mysql.toml"));
         assert!(!committed.contains_key("example"));
         assert_eq!(generated, committed);
@@ -155,20 +149,10 @@ mod tests {
 
     #[test]
     fn literal_addresses_are_written_as_given() {
-        let shards = vec![ShardAddr {
-            name: "s0".into(),
-            host: "127.0.0.1".into(),
-            port: "40001".into(),
-        }];
+        let shards = vec![ShardAddr { name: "s0".into(), host: "127.0.0.1".into(), port: "40001".into() }];
         let file = parse(&render(BackendKind::Postgres, &shards));
         let shard = &file["shard"].as_array().unwrap()[0];
         assert_eq!(shard["port"].as_str(), Some("40001"));
-        assert_eq!(
-            file["keyspace"]["event_year"]["ranges"]
-                .as_array()
-                .unwrap()
-                .len(),
-            4
-        );
+        assert_eq!(file["keyspace"]["event_year"]["ranges"].as_array().unwrap().len(), 4);
     }
 }

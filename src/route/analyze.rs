@@ -17,9 +17,9 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
-    Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, Query, Select, SetExpr,
-    TableFactor, TableWithJoins, UnaryOperator, Value, Visit, Visitor,
+    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, Query, Select, SetExpr, TableFactor, TableWithJoins,
+    UnaryOperator, Value, Visit, Visitor,
 };
 
 use crate::backend::BackendKind;
@@ -144,10 +144,7 @@ pub struct Analysis {
 
 impl Analysis {
     pub fn sharded(&self) -> impl Iterator<Item = (usize, &Instance)> {
-        self.instances
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| matches!(i.kind, InstKind::Sharded { .. }))
+        self.instances.iter().enumerate().filter(|(_, i)| matches!(i.kind, InstKind::Sharded { .. }))
     }
 }
 
@@ -170,13 +167,7 @@ pub fn name_parts(name: &ObjectName, backend: BackendKind) -> Vec<String> {
         .collect()
 }
 
-const CATALOG_SCHEMAS: &[&str] = &[
-    "pg_catalog",
-    "information_schema",
-    "mysql",
-    "performance_schema",
-    "sys",
-];
+const CATALOG_SCHEMAS: &[&str] = &["pg_catalog", "information_schema", "mysql", "performance_schema", "sys"];
 
 /// What a table name refers to.
 pub enum Resolved {
@@ -203,10 +194,7 @@ pub fn resolve_table(rules: &Rules, parts: &[String]) -> Result<Resolved, RouteE
     }
     if let Some(rule) = rules.table(schema, name) {
         return Ok(Resolved::Table(match &rule.placement {
-            TablePlacement::Sharded { keyspace, key } => InstKind::Sharded {
-                keyspace: *keyspace,
-                key: key.clone(),
-            },
+            TablePlacement::Sharded { keyspace, key } => InstKind::Sharded { keyspace: *keyspace, key: key.clone() },
             TablePlacement::Reference => InstKind::Reference,
             TablePlacement::Pinned(s) => InstKind::Pinned(*s),
         }));
@@ -216,9 +204,7 @@ pub fn resolve_table(rules: &Rules, parts: &[String]) -> Result<Resolved, RouteE
     }
     match rules.default_shard {
         Some(s) => Ok(Resolved::Table(InstKind::Default(s))),
-        None => Err(RouteError::UnknownTable {
-            table: parts.join("."),
-        }),
+        None => Err(RouteError::UnknownTable { table: parts.join(".") }),
     }
 }
 
@@ -326,9 +312,7 @@ pub fn is_aggregate(f: &Function) -> bool {
         return false;
     }
     let n = function_name(f);
-    MERGEABLE_AGGREGATES.contains(&n.as_str())
-        || OTHER_AGGREGATES.contains(&n.as_str())
-        || !f.within_group.is_empty()
+    MERGEABLE_AGGREGATES.contains(&n.as_str()) || OTHER_AGGREGATES.contains(&n.as_str()) || !f.within_group.is_empty()
 }
 
 /// Finds aggregates, window functions and volatile functions in an
@@ -421,10 +405,7 @@ impl Visitor for SubqueryCollector {
 }
 
 pub fn direct_subqueries<V: Visit>(node: &V) -> Vec<Query> {
-    let mut c = SubqueryCollector {
-        found: Vec::new(),
-        depth: 0,
-    };
+    let mut c = SubqueryCollector { found: Vec::new(), depth: 0 };
     let _ = node.visit(&mut c);
     c.found
 }
@@ -434,11 +415,7 @@ pub fn conjuncts(e: &Expr) -> Vec<&Expr> {
     let mut out = Vec::new();
     fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
         match e {
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::And,
-                right,
-            } => {
+            Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
                 walk(left, out);
                 walk(right, out);
             }
@@ -455,11 +432,7 @@ pub fn conjuncts_mut(e: &mut Expr) -> Vec<&mut Expr> {
     let mut out = Vec::new();
     fn walk<'a>(e: &'a mut Expr, out: &mut Vec<&'a mut Expr>) {
         match e {
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::And,
-                right,
-            } => {
+            Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
                 walk(left, out);
                 walk(right, out);
             }
@@ -476,26 +449,20 @@ pub fn value_ref(e: &Expr, params: &ParamNumbering) -> Option<ValueRef> {
     match e {
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) => Some(ValueRef::Number(n.to_string())),
-            Value::SingleQuotedString(s)
-            | Value::DoubleQuotedString(s)
-            | Value::EscapedStringLiteral(s) => Some(ValueRef::String(s.clone())),
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) | Value::EscapedStringLiteral(s) => {
+                Some(ValueRef::String(s.clone()))
+            }
             Value::NationalStringLiteral(s) => Some(ValueRef::String(s.clone())),
             Value::Boolean(b) => Some(ValueRef::Bool(*b)),
             Value::Null => Some(ValueRef::Null),
             Value::Placeholder(p) => params.index(p).map(ValueRef::Param),
             _ => None,
         },
-        Expr::UnaryOp {
-            op: UnaryOperator::Minus,
-            expr,
-        } => match value_ref(expr, params)? {
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match value_ref(expr, params)? {
             ValueRef::Number(n) if !n.starts_with('-') => Some(ValueRef::Number(format!("-{n}"))),
             _ => None,
         },
-        Expr::UnaryOp {
-            op: UnaryOperator::Plus,
-            expr,
-        } => match value_ref(expr, params)? {
+        Expr::UnaryOp { op: UnaryOperator::Plus, expr } => match value_ref(expr, params)? {
             v @ ValueRef::Number(_) => Some(v),
             _ => None,
         },
@@ -509,10 +476,7 @@ pub fn value_ref(e: &Expr, params: &ParamNumbering) -> Option<ValueRef> {
         // type. A cast to an unrelated type (CAST(x AS text)) would compare
         // differently, so only casts of plain literals and parameters count.
         Expr::Cast { expr, .. } => match value_ref(expr, params)? {
-            v @ (ValueRef::String(_)
-            | ValueRef::Number(_)
-            | ValueRef::Param(_)
-            | ValueRef::Null) => Some(v),
+            v @ (ValueRef::String(_) | ValueRef::Number(_) | ValueRef::Param(_) | ValueRef::Null) => Some(v),
             _ => None,
         },
         _ => None,
@@ -542,11 +506,7 @@ pub struct Analyzer<'r> {
 
 impl<'r> Analyzer<'r> {
     pub fn new(rules: &'r Rules) -> Self {
-        Analyzer {
-            rules,
-            a: Analysis::default(),
-            ctes: Vec::new(),
-        }
+        Analyzer { rules, a: Analysis::default(), ctes: Vec::new() }
     }
 
     fn backend(&self) -> BackendKind {
@@ -554,12 +514,7 @@ impl<'r> Analyzer<'r> {
     }
 
     pub fn new_scope(&mut self, parent: Option<usize>, kind: ScopeKind) -> usize {
-        self.a.scopes.push(Scope {
-            parent,
-            kind,
-            reduces: false,
-            opaque: HashSet::new(),
-        });
+        self.a.scopes.push(Scope { parent, kind, reduces: false, opaque: HashSet::new() });
         self.a.scopes.len() - 1
     }
 
@@ -593,12 +548,7 @@ impl<'r> Analyzer<'r> {
                     Some(a) => norm_ident(a, self.backend()),
                     None => parts.last().cloned().unwrap_or_default(),
                 };
-                self.a.instances.push(Instance {
-                    scope,
-                    table: parts.join("."),
-                    binding,
-                    kind,
-                });
+                self.a.instances.push(Instance { scope, table: parts.join("."), binding, kind });
                 self.a.preds.push(KeyPred::All);
                 Ok(Some(self.a.instances.len() - 1))
             }
@@ -606,12 +556,7 @@ impl<'r> Analyzer<'r> {
     }
 
     /// Analyses a query in a new scope under `parent`.
-    pub fn query(
-        &mut self,
-        q: &Query,
-        parent: Option<usize>,
-        kind: ScopeKind,
-    ) -> Result<usize, RouteError> {
+    pub fn query(&mut self, q: &Query, parent: Option<usize>, kind: ScopeKind) -> Result<usize, RouteError> {
         let mut cte_names = HashSet::new();
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
@@ -624,12 +569,7 @@ impl<'r> Analyzer<'r> {
         result
     }
 
-    fn query_inner(
-        &mut self,
-        q: &Query,
-        parent: Option<usize>,
-        kind: ScopeKind,
-    ) -> Result<usize, RouteError> {
+    fn query_inner(&mut self, q: &Query, parent: Option<usize>, kind: ScopeKind) -> Result<usize, RouteError> {
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
                 self.query(&cte.query, parent, ScopeKind::Cte)?;
@@ -647,12 +587,7 @@ impl<'r> Analyzer<'r> {
         Ok(scope)
     }
 
-    fn set_expr(
-        &mut self,
-        body: &SetExpr,
-        parent: Option<usize>,
-        kind: ScopeKind,
-    ) -> Result<usize, RouteError> {
+    fn set_expr(&mut self, body: &SetExpr, parent: Option<usize>, kind: ScopeKind) -> Result<usize, RouteError> {
         match body {
             SetExpr::Select(s) => self.select(s, parent, kind),
             SetExpr::Query(q) => self.query(q, parent, kind),
@@ -682,19 +617,12 @@ impl<'r> Analyzer<'r> {
                 }
                 Ok(scope)
             }
-            other => Err(RouteError::Unsupported {
-                detail: format!("statement form not supported: {other}"),
-            }),
+            other => Err(RouteError::Unsupported { detail: format!("statement form not supported: {other}") }),
         }
     }
 
     /// Analyses one SELECT.
-    pub fn select(
-        &mut self,
-        s: &Select,
-        parent: Option<usize>,
-        kind: ScopeKind,
-    ) -> Result<usize, RouteError> {
+    pub fn select(&mut self, s: &Select, parent: Option<usize>, kind: ScopeKind) -> Result<usize, RouteError> {
         let scope = self.new_scope(parent, kind);
         self.from(scope, &s.from)?;
         self.where_clause(scope, s.selection.as_ref(), true)?;
@@ -724,37 +652,20 @@ impl<'r> Analyzer<'r> {
             for j in &twj.joins {
                 let right = self.factor(scope, &j.relation)?;
                 let (constraint, outer) = match &j.join_operator {
-                    JoinOperator::Join(c)
-                    | JoinOperator::Inner(c)
-                    | JoinOperator::StraightJoin(c) => (Some(c), None),
-                    JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
-                        (Some(c), Some((false, false)))
-                    }
-                    JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
-                        (Some(c), Some((true, false)))
-                    }
+                    JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::StraightJoin(c) => (Some(c), None),
+                    JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (Some(c), Some((false, false))),
+                    JoinOperator::Right(c) | JoinOperator::RightOuter(c) => (Some(c), Some((true, false))),
                     JoinOperator::FullOuter(c) => (Some(c), Some((false, true))),
                     JoinOperator::CrossJoin(c) => (Some(c), None),
-                    JoinOperator::Semi(c)
-                    | JoinOperator::LeftSemi(c)
-                    | JoinOperator::RightSemi(c) => (Some(c), None),
+                    JoinOperator::Semi(c) | JoinOperator::LeftSemi(c) | JoinOperator::RightSemi(c) => (Some(c), None),
                     other => {
-                        return Err(RouteError::Unsupported {
-                            detail: format!("join form not supported: {other:?}"),
-                        });
+                        return Err(RouteError::Unsupported { detail: format!("join form not supported: {other:?}") });
                     }
                 };
                 if let Some((right_preserved, full)) = outer {
-                    let (preserved, nullable) = if right_preserved {
-                        (right.clone(), left.clone())
-                    } else {
-                        (left.clone(), right.clone())
-                    };
-                    self.a.outer_joins.push(OuterJoin {
-                        preserved,
-                        nullable,
-                        full,
-                    });
+                    let (preserved, nullable) =
+                        if right_preserved { (right.clone(), left.clone()) } else { (left.clone(), right.clone()) };
+                    self.a.outer_joins.push(OuterJoin { preserved, nullable, full });
                 }
                 match constraint {
                     Some(JoinConstraint::On(e)) => {
@@ -768,14 +679,8 @@ impl<'r> Analyzer<'r> {
                     Some(JoinConstraint::Using(cols)) => {
                         for col in cols {
                             let col = name_parts(col, self.backend()).pop().unwrap_or_default();
-                            let l = left
-                                .iter()
-                                .copied()
-                                .find(|&i| self.key_of(i) == Some(col.as_str()));
-                            let r = right
-                                .iter()
-                                .copied()
-                                .find(|&i| self.key_of(i) == Some(col.as_str()));
+                            let l = left.iter().copied().find(|&i| self.key_of(i) == Some(col.as_str()));
+                            let r = right.iter().copied().find(|&i| self.key_of(i) == Some(col.as_str()));
                             if let (Some(l), Some(r)) = (l, r) {
                                 self.add_link(l, r);
                             }
@@ -792,26 +697,17 @@ impl<'r> Analyzer<'r> {
     /// A table factor's instances.
     fn factor(&mut self, scope: usize, f: &TableFactor) -> Result<Vec<usize>, RouteError> {
         match f {
-            TableFactor::Table {
-                name, alias, args, ..
-            } => {
+            TableFactor::Table { name, alias, args, .. } => {
                 if args.is_some() {
                     // A table function (generate_series(…)): evaluated on each shard alike.
                     let backend = self.backend();
                     let binding = alias.as_ref().map(|a| norm_ident(&a.name, backend));
-                    self.a.scopes[scope]
-                        .opaque
-                        .extend(binding.or_else(|| name_parts(name, backend).pop()));
+                    self.a.scopes[scope].opaque.extend(binding.or_else(|| name_parts(name, backend).pop()));
                     return Ok(Vec::new());
                 }
-                Ok(self
-                    .add_table(scope, name, alias.as_ref().map(|a| &a.name))?
-                    .into_iter()
-                    .collect())
+                Ok(self.add_table(scope, name, alias.as_ref().map(|a| &a.name))?.into_iter().collect())
             }
-            TableFactor::Derived {
-                subquery, alias, ..
-            } => {
+            TableFactor::Derived { subquery, alias, .. } => {
                 if let Some(a) = alias {
                     let binding = norm_ident(&a.name, self.backend());
                     self.a.scopes[scope].opaque.insert(binding);
@@ -819,19 +715,15 @@ impl<'r> Analyzer<'r> {
                 self.query(subquery, Some(scope), ScopeKind::Derived)?;
                 Ok(Vec::new())
             }
-            TableFactor::NestedJoin {
-                table_with_joins, ..
-            } => {
+            TableFactor::NestedJoin { table_with_joins, .. } => {
                 let before = self.a.instances.len();
                 self.from(scope, std::slice::from_ref(table_with_joins))?;
                 Ok((before..self.a.instances.len()).collect())
             }
-            TableFactor::UNNEST { .. }
-            | TableFactor::Function { .. }
-            | TableFactor::TableFunction { .. } => Ok(Vec::new()),
-            other => Err(RouteError::Unsupported {
-                detail: format!("FROM item not supported: {other}"),
-            }),
+            TableFactor::UNNEST { .. } | TableFactor::Function { .. } | TableFactor::TableFunction { .. } => {
+                Ok(Vec::new())
+            }
+            other => Err(RouteError::Unsupported { detail: format!("FROM item not supported: {other}") }),
         }
     }
 
@@ -845,9 +737,7 @@ impl<'r> Analyzer<'r> {
     fn add_link(&mut self, a: usize, b: usize) {
         let (ia, ib) = (&self.a.instances[a], &self.a.instances[b]);
         let same_keyspace = match (&ia.kind, &ib.kind) {
-            (InstKind::Sharded { keyspace: x, .. }, InstKind::Sharded { keyspace: y, .. }) => {
-                x == y
-            }
+            (InstKind::Sharded { keyspace: x, .. }, InstKind::Sharded { keyspace: y, .. }) => x == y,
             _ => false,
         };
         if !same_keyspace || a == b {
@@ -862,13 +752,8 @@ impl<'r> Analyzer<'r> {
 
     /// Records `x.key = y.key` from a conjunct.
     fn link(&mut self, scope: usize, e: &Expr) {
-        if let Expr::BinaryOp {
-            left,
-            op: BinaryOperator::Eq,
-            right,
-        } = e
-            && let (Some(a), Some(b)) =
-                (self.key_column(scope, left), self.key_column(scope, right))
+        if let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = e
+            && let (Some(a), Some(b)) = (self.key_column(scope, left), self.key_column(scope, right))
         {
             self.add_link(a, b);
         }
@@ -881,10 +766,7 @@ impl<'r> Analyzer<'r> {
             Expr::Identifier(id) => (None, norm_ident(id, self.backend())),
             Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
                 let n = ids.len();
-                (
-                    Some(norm_ident(&ids[n - 2], self.backend())),
-                    norm_ident(&ids[n - 1], self.backend()),
-                )
+                (Some(norm_ident(&ids[n - 2], self.backend())), norm_ident(&ids[n - 1], self.backend()))
             }
             Expr::Nested(inner) => return self.key_column(scope, inner),
             _ => return None,
@@ -896,24 +778,13 @@ impl<'r> Analyzer<'r> {
             {
                 return None;
             }
-            let in_scope = self
-                .a
-                .instances
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| i.scope == cur);
+            let in_scope = self.a.instances.iter().enumerate().filter(|(_, i)| i.scope == cur);
             let found: Vec<usize> = match &qualifier {
-                Some(q) => in_scope
-                    .filter(|(_, i)| &i.binding == q)
-                    .map(|(n, _)| n)
-                    .collect(),
+                Some(q) => in_scope.filter(|(_, i)| &i.binding == q).map(|(n, _)| n).collect(),
                 // Unqualified: the instance of this scope whose key has this
                 // name. That table has the column for certain, so the name is
                 // either this column or ambiguous (an error on the shard).
-                None => in_scope
-                    .filter(|(n, _)| self.key_of(*n) == Some(col.as_str()))
-                    .map(|(n, _)| n)
-                    .collect(),
+                None => in_scope.filter(|(n, _)| self.key_of(*n) == Some(col.as_str())).map(|(n, _)| n).collect(),
             };
             match found.as_slice() {
                 [one] => return (self.key_of(*one) == Some(col.as_str())).then_some(*one),
@@ -933,24 +804,13 @@ impl<'r> Analyzer<'r> {
 
     /// Records what a WHERE clause says: links, key constraints, IN lists
     /// that can be split, subqueries.
-    pub fn where_clause(
-        &mut self,
-        scope: usize,
-        selection: Option<&Expr>,
-        top: bool,
-    ) -> Result<(), RouteError> {
+    pub fn where_clause(&mut self, scope: usize, selection: Option<&Expr>, top: bool) -> Result<(), RouteError> {
         let Some(w) = selection else { return Ok(()) };
         for c in conjuncts(w) {
             self.link(scope, c);
         }
-        let members: Vec<usize> = self
-            .a
-            .instances
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| i.scope == scope)
-            .map(|(n, _)| n)
-            .collect();
+        let members: Vec<usize> =
+            self.a.instances.iter().enumerate().filter(|(_, i)| i.scope == scope).map(|(n, _)| n).collect();
         for i in members {
             if self.key_of(i).is_some() {
                 let p = self.pred_for(scope, w, i);
@@ -959,25 +819,13 @@ impl<'r> Analyzer<'r> {
         }
         if top && self.a.scopes[scope].kind == ScopeKind::Top {
             for (n, c) in conjuncts(w).into_iter().enumerate() {
-                if let Expr::InList {
-                    expr,
-                    list,
-                    negated: false,
-                } = c
+                if let Expr::InList { expr, list, negated: false } = c
                     && let Some(i) = self.key_column(scope, expr)
                     && self.a.instances[i].scope == scope
                     && let InstKind::Sharded { keyspace, .. } = self.a.instances[i].kind
-                    && let Some(values) = list
-                        .iter()
-                        .map(|e| value_ref(e, &ParamNumbering))
-                        .collect::<Option<Vec<_>>>()
+                    && let Some(values) = list.iter().map(|e| value_ref(e, &ParamNumbering)).collect::<Option<Vec<_>>>()
                 {
-                    self.a.in_splits.push(InSplit {
-                        instance: i,
-                        keyspace,
-                        conjunct: n,
-                        values,
-                    });
+                    self.a.in_splits.push(InSplit { instance: i, keyspace, conjunct: n, values });
                 }
             }
         }
@@ -994,22 +842,12 @@ impl<'r> Analyzer<'r> {
         let val = |x: &Expr| value_ref(x, &ParamNumbering);
         match e {
             Expr::Nested(inner) => self.pred_for(scope, inner, i),
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::And,
-                right,
-            } => KeyPred::And(vec![
-                self.pred_for(scope, left, i),
-                self.pred_for(scope, right, i),
-            ]),
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::Or,
-                right,
-            } => KeyPred::Or(vec![
-                self.pred_for(scope, left, i),
-                self.pred_for(scope, right, i),
-            ]),
+            Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+                KeyPred::And(vec![self.pred_for(scope, left, i), self.pred_for(scope, right, i)])
+            }
+            Expr::BinaryOp { left, op: BinaryOperator::Or, right } => {
+                KeyPred::Or(vec![self.pred_for(scope, left, i), self.pred_for(scope, right, i)])
+            }
             Expr::BinaryOp { left, op, right } => {
                 let (v, op) = if is_key(left) {
                     match val(right) {
@@ -1026,43 +864,21 @@ impl<'r> Analyzer<'r> {
                 };
                 match op {
                     BinaryOperator::Eq => KeyPred::In(vec![v]),
-                    BinaryOperator::Lt => KeyPred::Range {
-                        lo: None,
-                        hi: Some((v, false)),
-                    },
-                    BinaryOperator::LtEq => KeyPred::Range {
-                        lo: None,
-                        hi: Some((v, true)),
-                    },
-                    BinaryOperator::Gt => KeyPred::Range {
-                        lo: Some((v, false)),
-                        hi: None,
-                    },
-                    BinaryOperator::GtEq => KeyPred::Range {
-                        lo: Some((v, true)),
-                        hi: None,
-                    },
+                    BinaryOperator::Lt => KeyPred::Range { lo: None, hi: Some((v, false)) },
+                    BinaryOperator::LtEq => KeyPred::Range { lo: None, hi: Some((v, true)) },
+                    BinaryOperator::Gt => KeyPred::Range { lo: Some((v, false)), hi: None },
+                    BinaryOperator::GtEq => KeyPred::Range { lo: Some((v, true)), hi: None },
                     _ => KeyPred::All,
                 }
             }
-            Expr::InList {
-                expr,
-                list,
-                negated: false,
-            } if is_key(expr) => match list.iter().map(val).collect::<Option<Vec<_>>>() {
-                Some(vs) => KeyPred::In(vs),
-                None => KeyPred::All,
-            },
-            Expr::Between {
-                expr,
-                negated: false,
-                low,
-                high,
-            } if is_key(expr) => match (val(low), val(high)) {
-                (Some(l), Some(h)) => KeyPred::Range {
-                    lo: Some((l, true)),
-                    hi: Some((h, true)),
-                },
+            Expr::InList { expr, list, negated: false } if is_key(expr) => {
+                match list.iter().map(val).collect::<Option<Vec<_>>>() {
+                    Some(vs) => KeyPred::In(vs),
+                    None => KeyPred::All,
+                }
+            }
+            Expr::Between { expr, negated: false, low, high } if is_key(expr) => match (val(low), val(high)) {
+                (Some(l), Some(h)) => KeyPred::Range { lo: Some((l, true)), hi: Some((h, true)) },
                 _ => KeyPred::All,
             },
             _ => KeyPred::All,
@@ -1093,17 +909,12 @@ pub fn simple_aggregate(e: &Expr) -> Option<(String, Option<&Expr>, bool)> {
     let FunctionArguments::List(list) = &f.args else {
         return None;
     };
-    let distinct = matches!(
-        list.duplicate_treatment,
-        Some(sqlparser::ast::DuplicateTreatment::Distinct)
-    );
+    let distinct = matches!(list.duplicate_treatment, Some(sqlparser::ast::DuplicateTreatment::Distinct));
     if !list.clauses.is_empty() {
         return None;
     }
     match list.args.as_slice() {
-        [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if name == "count" => {
-            Some((name, None, distinct))
-        }
+        [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if name == "count" => Some((name, None, distinct)),
         [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => Some((name, Some(arg), distinct)),
         _ => None,
     }

@@ -20,11 +20,7 @@ pub struct PlanCache {
 
 impl PlanCache {
     pub fn new(capacity: usize) -> Self {
-        PlanCache {
-            capacity: capacity.max(1),
-            clock: AtomicU64::new(0),
-            map: Mutex::new(HashMap::new()),
-        }
+        PlanCache { capacity: capacity.max(1), clock: AtomicU64::new(0), map: Mutex::new(HashMap::new()) }
     }
 
     pub fn get(&self, sql: &str) -> Option<Arc<Prepared>> {

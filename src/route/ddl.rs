@@ -2,8 +2,8 @@
 //! that would let the shards disagree about what is unique or how ids count.
 
 use sqlparser::ast::{
-    AlterTableOperation, ColumnDef, ColumnOption, CreateIndex, CreateTable, GeneratedAs,
-    IndexColumn, ObjectName, ObjectType, Statement, TableConstraint,
+    AlterTableOperation, ColumnDef, ColumnOption, CreateIndex, CreateTable, GeneratedAs, IndexColumn, ObjectName,
+    ObjectType, Statement, TableConstraint,
 };
 
 use crate::backend::BackendKind;
@@ -30,33 +30,17 @@ fn target(rules: &Rules, name: &ObjectName) -> Result<Option<TableTarget>, Route
     let parts = name_parts(name, rules.backend);
     Ok(match resolve_table(rules, &parts)? {
         Resolved::Catalog => None,
-        Resolved::Table(kind) => Some(TableTarget {
-            name: parts.join("."),
-            kind,
-        }),
+        Resolved::Table(kind) => Some(TableTarget { name: parts.join("."), kind }),
     })
 }
 
 fn shards_of(rules: &Rules, t: &TableTarget) -> (ShardSet, Reason) {
     match t.kind {
-        InstKind::Sharded { .. } | InstKind::Reference => (
-            rules.all_shards(),
-            Reason::Schema {
-                table: t.name.clone(),
-            },
-        ),
-        InstKind::Pinned(s) => (
-            ShardSet::single(s),
-            Reason::Pinned {
-                table: t.name.clone(),
-            },
-        ),
-        InstKind::Default(s) => (
-            ShardSet::single(s),
-            Reason::DefaultShard {
-                table: t.name.clone(),
-            },
-        ),
+        InstKind::Sharded { .. } | InstKind::Reference => {
+            (rules.all_shards(), Reason::Schema { table: t.name.clone() })
+        }
+        InstKind::Pinned(s) => (ShardSet::single(s), Reason::Pinned { table: t.name.clone() }),
+        InstKind::Default(s) => (ShardSet::single(s), Reason::DefaultShard { table: t.name.clone() }),
     }
 }
 
@@ -72,24 +56,10 @@ fn index_has(cols: &[IndexColumn], key: &str, backend: BackendKind) -> bool {
 }
 
 /// Refuses column definitions that cannot work on a sharded table.
-fn check_column(
-    table: &str,
-    key: &str,
-    col: &ColumnDef,
-    backend: BackendKind,
-) -> Result<(), RouteError> {
+fn check_column(table: &str, key: &str, col: &ColumnDef, backend: BackendKind) -> Result<(), RouteError> {
     let name = super::analyze::norm_ident(&col.name, backend);
     let ty = col.data_type.to_string().to_lowercase();
-    if [
-        "serial",
-        "bigserial",
-        "smallserial",
-        "serial2",
-        "serial4",
-        "serial8",
-    ]
-    .contains(&ty.as_str())
-    {
+    if ["serial", "bigserial", "smallserial", "serial2", "serial4", "serial8"].contains(&ty.as_str()) {
         return Err(ddl_err(format!(
             "{table}.{name} is {ty}: each shard would count on its own and hand out the same ids; \
              declare it bigint and list it as generated_id in the rule file"
@@ -111,9 +81,7 @@ fn check_column(
                 return Err(identity_err(table, &name));
             }
             ColumnOption::DialectSpecific(tokens)
-                if tokens
-                    .iter()
-                    .any(|t| t.to_string().eq_ignore_ascii_case("auto_increment")) =>
+                if tokens.iter().any(|t| t.to_string().eq_ignore_ascii_case("auto_increment")) =>
             {
                 return Err(identity_err(table, &name));
             }
@@ -130,12 +98,7 @@ fn identity_err(table: &str, column: &str) -> RouteError {
     ))
 }
 
-fn check_constraint(
-    table: &str,
-    key: &str,
-    c: &TableConstraint,
-    backend: BackendKind,
-) -> Result<(), RouteError> {
+fn check_constraint(table: &str, key: &str, c: &TableConstraint, backend: BackendKind) -> Result<(), RouteError> {
     let cols = match c {
         TableConstraint::PrimaryKey(pk) => &pk.columns,
         TableConstraint::Unique(u) => &u.columns,
@@ -159,13 +122,7 @@ impl DdlShape {
             })
         };
         Ok(match stmt {
-            Statement::CreateTable(CreateTable {
-                name,
-                columns,
-                constraints,
-                query,
-                ..
-            }) => {
+            Statement::CreateTable(CreateTable { name, columns, constraints, query, .. }) => {
                 let t = target(rules, name)?;
                 if let Some(t) = &t
                     && let InstKind::Sharded { key, .. } = &t.kind
@@ -176,10 +133,7 @@ impl DdlShape {
                             t.name
                         )));
                     }
-                    if !columns
-                        .iter()
-                        .any(|c| super::analyze::norm_ident(&c.name, backend) == *key)
-                    {
+                    if !columns.iter().any(|c| super::analyze::norm_ident(&c.name, backend) == *key) {
                         return Err(ddl_err(format!(
                             "{} has no column {key}, its sharding key in the rule file",
                             t.name
@@ -203,12 +157,7 @@ impl DdlShape {
                 }
                 one(t)
             }
-            Statement::CreateIndex(CreateIndex {
-                table_name,
-                columns,
-                unique,
-                ..
-            }) => {
+            Statement::CreateIndex(CreateIndex { table_name, columns, unique, .. }) => {
                 let t = target(rules, table_name)?;
                 if let Some(t) = &t
                     && let InstKind::Sharded { key, .. } = &t.kind
@@ -236,18 +185,13 @@ impl DdlShape {
                                 check_column(&t.name, key, column_def, backend)?
                             }
                             AlterTableOperation::DropColumn { column_names, .. }
-                                if column_names
-                                    .iter()
-                                    .any(|c| super::analyze::norm_ident(c, backend) == *key) =>
+                                if column_names.iter().any(|c| super::analyze::norm_ident(c, backend) == *key) =>
                             {
-                                return Err(ddl_err(format!(
-                                    "{} cannot drop its sharding key {key}",
-                                    t.name
-                                )));
+                                return Err(ddl_err(format!("{} cannot drop its sharding key {key}", t.name)));
                             }
-                            AlterTableOperation::RenameColumn {
-                                old_column_name, ..
-                            } if super::analyze::norm_ident(old_column_name, backend) == *key => {
+                            AlterTableOperation::RenameColumn { old_column_name, .. }
+                                if super::analyze::norm_ident(old_column_name, backend) == *key =>
+                            {
                                 return Err(ddl_err(format!(
                                     "{} cannot rename its sharding key {key}; change the rule file first",
                                     t.name
@@ -259,11 +203,7 @@ impl DdlShape {
                 }
                 one(t)
             }
-            Statement::Drop {
-                object_type: ObjectType::Table,
-                names,
-                ..
-            } => {
+            Statement::Drop { object_type: ObjectType::Table, names, .. } => {
                 let mut shards = ShardSet::empty();
                 let mut reason = None;
                 for n in names {
@@ -296,12 +236,9 @@ impl DdlShape {
             | Statement::CreateFunction(_)
             | Statement::DropFunction(_)
             | Statement::CreateDomain(_)
-            | Statement::Comment { .. } => Some(DdlShape {
-                shards: rules.all_shards(),
-                reason: Reason::Schema {
-                    table: "every shard".into(),
-                },
-            }),
+            | Statement::Comment { .. } => {
+                Some(DdlShape { shards: rules.all_shards(), reason: Reason::Schema { table: "every shard".into() } })
+            }
             _ => None,
         })
     }

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use sqlparser::ast::{
-    AssignmentTarget, Delete, Expr, FromTable, LimitClause, Query, SetExpr, Statement, Update,
-    UpdateTableFromKind,
+    AssignmentTarget, Delete, Expr, FromTable, LimitClause, Query, SetExpr, Statement, Update, UpdateTableFromKind,
 };
 
 use crate::backend::BackendKind;
@@ -15,8 +14,8 @@ use crate::sharding::{ShardId, TextCollation};
 
 use super::RouteContext;
 use super::analyze::{
-    Analyzer, InSplit, InstKind, KeyPred, ScopeKind, ValueRef, conjuncts_mut, direct_subqueries,
-    find_volatile, name_parts,
+    Analyzer, InSplit, InstKind, KeyPred, ScopeKind, ValueRef, conjuncts_mut, direct_subqueries, find_volatile,
+    name_parts,
 };
 use super::error::RouteError;
 use super::plan::{Merge, Plan, Reason, RowMerge, StatementKind, Target};
@@ -58,29 +57,14 @@ struct ScatterGuard {
 }
 
 impl DmlShape {
-    pub fn query(
-        q: &Query,
-        rules: &Rules,
-        sql: &str,
-        params: usize,
-    ) -> Result<DmlShape, RouteError> {
+    pub fn query(q: &Query, rules: &Rules, sql: &str, params: usize) -> Result<DmlShape, RouteError> {
         let mut an = Analyzer::new(rules);
         an.query(q, None, ScopeKind::Top)?;
         let routing = Routing::new(&an.a)?;
         let in_split = an.a.in_splits.first().cloned();
         let multi = plan_multi(q, rules.backend, sql).map(|m| Multi::Select(Box::new(m)));
         let stmt = Statement::Query(Box::new(q.clone()));
-        Ok(Self::finish(
-            StatementKind::Read,
-            routing,
-            stmt,
-            multi,
-            in_split,
-            None,
-            None,
-            rules.backend,
-            params,
-        ))
+        Ok(Self::finish(StatementKind::Read, routing, stmt, multi, in_split, None, None, rules.backend, params))
     }
 
     pub fn update(u: &Update, rules: &Rules, params: usize) -> Result<DmlShape, RouteError> {
@@ -104,29 +88,15 @@ impl DmlShape {
         {
             let sets_key = u.assignments.iter().any(|a| match &a.target {
                 AssignmentTarget::ColumnName(n) => name_parts(n, rules.backend).last() == Some(key),
-                AssignmentTarget::Tuple(cols) => cols
-                    .iter()
-                    .any(|n| name_parts(n, rules.backend).last() == Some(key)),
+                AssignmentTarget::Tuple(cols) => cols.iter().any(|n| name_parts(n, rules.backend).last() == Some(key)),
             });
             if sets_key {
-                return Err(RouteError::KeyUpdate {
-                    table: t.table.clone(),
-                    key: key.clone(),
-                });
+                return Err(RouteError::KeyUpdate { table: t.table.clone(), key: key.clone() });
             }
         }
         let limited = u.limit.is_some() || !u.order_by.is_empty();
         let stmt = Statement::Update(u.clone());
-        Self::write(
-            "UPDATE",
-            an,
-            target,
-            stmt,
-            limited,
-            u.returning.is_some(),
-            rules,
-            params,
-        )
+        Self::write("UPDATE", an, target, stmt, limited, u.returning.is_some(), rules, params)
     }
 
     pub fn delete(d: &Delete, rules: &Rules, params: usize) -> Result<DmlShape, RouteError> {
@@ -141,16 +111,7 @@ impl DmlShape {
         an.where_clause(scope, d.selection.as_ref(), true)?;
         let limited = d.limit.is_some() || !d.order_by.is_empty();
         let stmt = Statement::Delete(d.clone());
-        Self::write(
-            "DELETE",
-            an,
-            target,
-            stmt,
-            limited,
-            d.returning.is_some(),
-            rules,
-            params,
-        )
+        Self::write("DELETE", an, target, stmt, limited, d.returning.is_some(), rules, params)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -189,17 +150,8 @@ impl DmlShape {
                     broadcast = Some(t.table.clone());
                 }
                 InstKind::Sharded { key, .. } => {
-                    let inst = routing
-                        .insts
-                        .iter()
-                        .position(|i| i.table == t.table && &i.key == key)
-                        .unwrap_or(0);
-                    scatter_guard = Some(ScatterGuard {
-                        verb,
-                        table: t.table.clone(),
-                        key: key.clone(),
-                        inst,
-                    });
+                    let inst = routing.insts.iter().position(|i| i.table == t.table && &i.key == key).unwrap_or(0);
+                    scatter_guard = Some(ScatterGuard { verb, table: t.table.clone(), key: key.clone(), inst });
                 }
                 _ => {}
             }
@@ -215,13 +167,7 @@ impl DmlShape {
                 why: "each shard would evaluate it on its own",
             })
         } else {
-            Ok(Multi::Write {
-                merge: if returning {
-                    Merge::Rows(RowMerge::default())
-                } else {
-                    Merge::SumCounts
-                },
-            })
+            Ok(Multi::Write { merge: if returning { Merge::Rows(RowMerge::default()) } else { Merge::SumCounts } })
         };
         Ok(Self::finish(
             StatementKind::Write,
@@ -255,9 +201,7 @@ impl DmlShape {
                 let (t, m) = render(&stmt, backend, params);
                 Some((Arc::from(t), m))
             }
-            Ok(Multi::Select(m))
-                if in_split.is_none() && !has_param(&m.limit) && !has_param(&m.offset) =>
-            {
+            Ok(Multi::Select(m)) if in_split.is_none() && !has_param(&m.limit) && !has_param(&m.offset) => {
                 let q = with_limit(&m.query, m, &[]).ok();
                 q.map(|q| {
                     let (t, m) = render(&Statement::Query(Box::new(q)), backend, params);
@@ -266,24 +210,10 @@ impl DmlShape {
             }
             _ => None,
         };
-        DmlShape {
-            kind,
-            routing,
-            stmt,
-            multi,
-            in_split,
-            scatter_guard,
-            broadcast,
-            multi_sql,
-        }
+        DmlShape { kind, routing, stmt, multi, in_split, scatter_guard, broadcast, multi_sql }
     }
 
-    pub fn bind(
-        &self,
-        sql: &Arc<str>,
-        rules: &Rules,
-        cx: &RouteContext<'_>,
-    ) -> Result<Plan, RouteError> {
+    pub fn bind(&self, sql: &Arc<str>, rules: &Rules, cx: &RouteContext<'_>) -> Result<Plan, RouteError> {
         let params = cx.params;
         if let Some(table) = &self.broadcast {
             let targets = rules
@@ -293,39 +223,20 @@ impl DmlShape {
                     shard,
                     sql: sql.clone(),
                     params: None,
-                    reason: Reason::Broadcast {
-                        table: table.clone(),
-                    },
+                    reason: Reason::Broadcast { table: table.clone() },
                     rows: None,
                 })
                 .collect::<Vec<_>>();
-            let merge = if targets.len() > 1 {
-                Merge::Broadcast
-            } else {
-                Merge::Forward
-            };
-            return Ok(Plan {
-                kind: self.kind,
-                targets,
-                merge,
-            });
+            let merge = if targets.len() > 1 { Merge::Broadcast } else { Merge::Forward };
+            return Ok(Plan { control: None, kind: self.kind, targets, merge });
         }
-        let kcx = KeyContext {
-            backend: rules.backend,
-            collation: TextCollation::Exact,
-            utc_offset: cx.utc_offset,
-        };
+        let kcx = KeyContext { backend: rules.backend, collation: TextCollation::Exact, utc_offset: cx.utc_offset };
         let (shards, reason) = match self.routing.decide(rules, params, &kcx, cx.pinned)? {
             Decision::One(shard, reason) => {
                 return Ok(Plan {
+                    control: None,
                     kind: self.kind,
-                    targets: vec![Target {
-                        shard,
-                        sql: sql.clone(),
-                        params: None,
-                        reason,
-                        rows: None,
-                    }],
+                    targets: vec![Target { shard, sql: sql.clone(), params: None, reason, rows: None }],
                     merge: Merge::Forward,
                 });
             }
@@ -333,17 +244,9 @@ impl DmlShape {
         };
         if let Some(g) = &self.scatter_guard
             && !rules.policy.allow_scatter_writes
-            && self
-                .routing
-                .insts
-                .get(g.inst)
-                .is_some_and(|i| matches!(i.pred, KeyPred::All))
+            && self.routing.insts.get(g.inst).is_some_and(|i| matches!(i.pred, KeyPred::All))
         {
-            return Err(RouteError::ScatterWrite {
-                verb: g.verb,
-                table: g.table.clone(),
-                key: g.key.clone(),
-            });
+            return Err(RouteError::ScatterWrite { verb: g.verb, table: g.table.clone(), key: g.key.clone() });
         }
         let multi = self.multi.clone()?;
         let (stmt, merge) = match &multi {
@@ -367,13 +270,7 @@ impl DmlShape {
                     let mut s = stmt.clone();
                     restrict_in_list(&mut s, split.conjunct, &keep);
                     let (text, map) = render(&s, rules.backend, params.len());
-                    targets.push(Target {
-                        shard,
-                        sql: text.into(),
-                        params: map,
-                        reason: reason.clone(),
-                        rows: None,
-                    });
+                    targets.push(Target { shard, sql: text.into(), params: map, reason: reason.clone(), rows: None });
                 }
             }
             None => {
@@ -395,16 +292,8 @@ impl DmlShape {
                 }
             }
         }
-        let merge = if targets.len() == 1 {
-            Merge::Forward
-        } else {
-            merge
-        };
-        Ok(Plan {
-            kind: self.kind,
-            targets,
-            merge,
-        })
+        let merge = if targets.len() == 1 { Merge::Forward } else { merge };
+        Ok(Plan { control: None, kind: self.kind, targets, merge })
     }
 }
 
@@ -415,9 +304,7 @@ fn has_param(v: &Option<ValueRef>) -> bool {
 /// A LIMIT or OFFSET value.
 fn bound_count(v: &Option<ValueRef>, params: &[super::Param]) -> Result<Option<u64>, RouteError> {
     let Some(v) = v else { return Ok(None) };
-    let bad = || RouteError::Unsupported {
-        detail: "LIMIT and OFFSET must be non-negative integers".into(),
-    };
+    let bad = || RouteError::Unsupported { detail: "LIMIT and OFFSET must be non-negative integers".into() };
     match literal(v, params)? {
         crate::sharding::Literal::Null => Ok(None),
         crate::sharding::Literal::Int(i) => u64::try_from(i).map(Some).map_err(|_| bad()),

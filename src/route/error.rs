@@ -16,10 +16,7 @@ pub enum RouteError {
          (the transaction_policy setting can allow non-atomic writes to several)",
         pinned.as_ref().map(|p| format!("the transaction is pinned to shard {p}, ")).unwrap_or_default()
     )]
-    CrossShardTransaction {
-        pinned: Option<String>,
-        wanted: String,
-    },
+    CrossShardTransaction { pinned: Option<String>, wanted: String },
 
     #[error("cross-shard join: {detail}")]
     CrossShardJoin { detail: String },
@@ -28,45 +25,25 @@ pub enum RouteError {
     Subquery { detail: String },
 
     #[error("{construct} over several shards cannot be merged exactly ({why})")]
-    Unmergeable {
-        construct: String,
-        why: &'static str,
-    },
+    Unmergeable { construct: String, why: &'static str },
 
     #[error(
         "{verb} on {table} has no predicate on its sharding key {key} and would touch every shard; \
          add the key to the WHERE clause, or set policy.allow_scatter_writes = true in the rule file"
     )]
-    ScatterWrite {
-        verb: &'static str,
-        table: String,
-        key: String,
-    },
+    ScatterWrite { verb: &'static str, table: String, key: String },
 
-    #[error(
-        "UPDATE of {table} changes its sharding key {key}; the row would have to move to another shard"
-    )]
+    #[error("UPDATE of {table} changes its sharding key {key}; the row would have to move to another shard")]
     KeyUpdate { table: String, key: String },
 
     #[error("INSERT into {table}: {detail}")]
     Insert { table: String, detail: String },
 
     #[error("INSERT into {table}: the sharding key {key} is NULL in row {row}")]
-    NullKey {
-        table: String,
-        key: String,
-        row: usize,
-    },
+    NullKey { table: String, key: String, row: usize },
 
-    #[error(
-        "INSERT into {table}: key {value} of row {row} is outside every time range of keyspace {keyspace}"
-    )]
-    NoShardForKey {
-        table: String,
-        value: String,
-        row: usize,
-        keyspace: String,
-    },
+    #[error("INSERT into {table}: key {value} of row {row} is outside every time range of keyspace {keyspace}")]
+    NoShardForKey { table: String, value: String, row: usize, keyspace: String },
 
     #[error("INSERT into {table}: {detail}")]
     InvalidKey { table: String, detail: String },

@@ -11,8 +11,8 @@ use crate::sharding::key::KeyContext;
 
 use super::RouteContext;
 use super::analyze::{
-    Analyzer, InstKind, ParamNumbering, Resolved, ScopeKind, ValueRef, find_volatile, name_parts,
-    resolve_table, value_ref,
+    Analyzer, InstKind, ParamNumbering, Resolved, ScopeKind, ValueRef, find_volatile, name_parts, resolve_table,
+    value_ref,
 };
 use super::error::RouteError;
 use super::plan::{Merge, Plan, Reason, StatementKind, Target};
@@ -54,50 +54,32 @@ enum RowKey {
 }
 
 fn insert_err(table: &str, detail: impl Into<String>) -> RouteError {
-    RouteError::Insert {
-        table: table.to_string(),
-        detail: detail.into(),
-    }
+    RouteError::Insert { table: table.to_string(), detail: detail.into() }
 }
 
 impl InsertShape {
     pub fn new(ins: &Insert, rules: &Rules) -> Result<InsertShape, RouteError> {
         let TableObject::TableName(name) = &ins.table else {
-            return Err(RouteError::Unsupported {
-                detail: "INSERT INTO a table function".into(),
-            });
+            return Err(RouteError::Unsupported { detail: "INSERT INTO a table function".into() });
         };
         let parts = name_parts(name, rules.backend);
         let table = parts.join(".");
         let placement = match resolve_table(rules, &parts)? {
             Resolved::Catalog => {
-                return Err(RouteError::Unsupported {
-                    detail: format!("INSERT into catalog table {table}"),
-                });
+                return Err(RouteError::Unsupported { detail: format!("INSERT into catalog table {table}") });
             }
-            Resolved::Table(InstKind::Sharded { keyspace, key }) => {
-                InsertPlacement::Sharded { keyspace, key }
-            }
+            Resolved::Table(InstKind::Sharded { keyspace, key }) => InsertPlacement::Sharded { keyspace, key },
             Resolved::Table(InstKind::Reference) => InsertPlacement::Reference,
             Resolved::Table(InstKind::Pinned(s)) => InsertPlacement::Fixed(s, false),
             Resolved::Table(InstKind::Default(s)) => InsertPlacement::Fixed(s, true),
         };
-        let rule = rules.table(
-            parts.len().checked_sub(2).map(|i| parts[i].as_str()),
-            &parts[parts.len() - 1],
-        );
+        let rule = rules.table(parts.len().checked_sub(2).map(|i| parts[i].as_str()), &parts[parts.len() - 1]);
         let generated_col = rule.and_then(|r| r.generated_id.clone());
         let mut insert = ins.clone();
-        let col_names: Vec<String> = insert
-            .columns
-            .iter()
-            .map(|c| name_parts(c, rules.backend).pop().unwrap_or_default())
-            .collect();
+        let col_names: Vec<String> =
+            insert.columns.iter().map(|c| name_parts(c, rules.backend).pop().unwrap_or_default()).collect();
         if !insert.assignments.is_empty() {
-            return Err(insert_err(
-                &table,
-                "INSERT … SET is not supported; write INSERT … (columns) VALUES (…)",
-            ));
+            return Err(insert_err(&table, "INSERT … SET is not supported; write INSERT … (columns) VALUES (…)"));
         }
         let volatile = find_volatile(ins);
         let conflict = insert.on.is_some();
@@ -109,9 +91,7 @@ impl InsertShape {
         let mut source = None;
         let values = match insert.source.as_deref() {
             Some(q) => match q.body.as_ref() {
-                SetExpr::Values(v)
-                    if q.with.is_none() && q.order_by.is_none() && q.limit_clause.is_none() =>
-                {
+                SetExpr::Values(v) if q.with.is_none() && q.order_by.is_none() && q.limit_clause.is_none() => {
                     Some(v.rows.len())
                 }
                 _ => None,
@@ -135,12 +115,11 @@ impl InsertShape {
                         ),
                     ));
                 }
-                InsertPlacement::Reference
-                    if !routing.insts.is_empty() || routing.fixed.is_some() =>
-                {
+                InsertPlacement::Reference if !routing.insts.is_empty() || routing.fixed.is_some() => {
                     return Err(RouteError::ReferenceWrite {
                         table,
-                        detail: "INSERT … SELECT from tables that differ between shards would make the copies diverge".into(),
+                        detail: "INSERT … SELECT from tables that differ between shards would make the copies diverge"
+                            .into(),
                     });
                 }
                 _ => {}
@@ -156,24 +135,16 @@ impl InsertShape {
                 ));
             }
             let key_pos = col_names.iter().position(|c| c == key);
-            let gen_pos = generated_col
-                .as_ref()
-                .and_then(|g| col_names.iter().position(|c| c == g));
+            let gen_pos = generated_col.as_ref().and_then(|g| col_names.iter().position(|c| c == g));
             if let Some(g) = &generated_col
                 && gen_pos.is_none()
             {
-                insert
-                    .columns
-                    .push(ObjectName::from(vec![Ident::new(g.clone())]));
+                insert.columns.push(ObjectName::from(vec![Ident::new(g.clone())]));
                 generated = Some(insert.columns.len() - 1);
             }
-            let key_is_generated =
-                key_pos.is_none() && generated_col.as_deref() == Some(key.as_str());
+            let key_is_generated = key_pos.is_none() && generated_col.as_deref() == Some(key.as_str());
             if key_pos.is_none() && !key_is_generated {
-                return Err(insert_err(
-                    &table,
-                    format!("the sharding key {key} is missing from the column list"),
-                ));
+                return Err(insert_err(&table, format!("the sharding key {key} is missing from the column list")));
             }
             let Some(q) = insert.source.as_deref() else {
                 return Err(insert_err(&table, "no source"));
@@ -203,9 +174,7 @@ impl InsertShape {
         {
             // Reference and pinned tables can have generated ids too: made
             // once here, the same on every copy.
-            insert
-                .columns
-                .push(ObjectName::from(vec![Ident::new(g.clone())]));
+            insert.columns.push(ObjectName::from(vec![Ident::new(g.clone())]));
             generated = Some(insert.columns.len() - 1);
             rows = vec![RowKey::Generated; values.unwrap_or(0)];
         }
@@ -221,22 +190,9 @@ impl InsertShape {
             && let InsertPlacement::Sharded { key, .. } = &placement
             && updates_column(&insert, key, rules)
         {
-            return Err(RouteError::KeyUpdate {
-                table,
-                key: key.clone(),
-            });
+            return Err(RouteError::KeyUpdate { table, key: key.clone() });
         }
-        Ok(InsertShape {
-            table,
-            placement,
-            insert,
-            rows,
-            generated,
-            volatile,
-            conflict,
-            returning,
-            source,
-        })
+        Ok(InsertShape { table, placement, insert, rows, generated, volatile, conflict, returning, source })
     }
 
     pub fn bind(
@@ -253,41 +209,30 @@ impl InsertShape {
             utc_offset: cx.utc_offset,
         };
         let forward = |shard: ShardId, reason: Reason| Plan {
+            control: None,
             kind: StatementKind::Write,
-            targets: vec![Target {
-                shard,
-                sql: sql.clone(),
-                params: None,
-                reason,
-                rows: None,
-            }],
+            targets: vec![Target { shard, sql: sql.clone(), params: None, reason, rows: None }],
             merge: Merge::Forward,
         };
         // Generated ids, one per row, made once.
-        let ids_for_rows: Vec<Option<i64>> = self
-            .rows
-            .iter()
-            .map(|r| matches!(r, RowKey::Generated).then(|| ids.next_id()))
-            .collect();
+        let ids_for_rows: Vec<Option<i64>> =
+            self.rows.iter().map(|r| matches!(r, RowKey::Generated).then(|| ids.next_id())).collect();
         let with_rows = |keep: &[usize]| -> Statement {
             let mut ins = self.insert.clone();
             if let Some(q) = ins.source.as_mut()
                 && let SetExpr::Values(v) = q.body.as_mut()
             {
                 let all = std::mem::take(&mut v.rows);
-                v.rows =
-                    keep.iter()
-                        .filter_map(|&i| {
-                            let mut row = all.get(i)?.clone();
-                            if self.generated.is_some() {
-                                row.push(ids_for_rows[i].map_or_else(
-                                    || Expr::value(sqlparser::ast::Value::Null),
-                                    number,
-                                ));
-                            }
-                            Some(row)
-                        })
-                        .collect();
+                v.rows = keep
+                    .iter()
+                    .filter_map(|&i| {
+                        let mut row = all.get(i)?.clone();
+                        if self.generated.is_some() {
+                            row.push(ids_for_rows[i].map_or_else(|| Expr::value(sqlparser::ast::Value::Null), number));
+                        }
+                        Some(row)
+                    })
+                    .collect();
             }
             Statement::Insert(ins)
         };
@@ -297,8 +242,7 @@ impl InsertShape {
             InsertPlacement::Fixed(s, default) => {
                 if let Some(src) = &self.source {
                     match src.decide(rules, params, &kcx, cx.pinned)? {
-                        Decision::One(t, _)
-                            if t == *s || (src.insts.is_empty() && src.fixed.is_none()) => {}
+                        Decision::One(t, _) if t == *s || (src.insts.is_empty() && src.fixed.is_none()) => {}
                         _ => {
                             return Err(insert_err(
                                 &self.table,
@@ -308,27 +252,18 @@ impl InsertShape {
                     }
                 }
                 let reason = if *default {
-                    Reason::DefaultShard {
-                        table: self.table.clone(),
-                    }
+                    Reason::DefaultShard { table: self.table.clone() }
                 } else {
-                    Reason::Pinned {
-                        table: self.table.clone(),
-                    }
+                    Reason::Pinned { table: self.table.clone() }
                 };
                 if self.generated.is_none() {
                     return Ok(forward(*s, reason));
                 }
                 let (text, map) = render(&with_rows(&all_rows), rules.backend, params.len());
                 Ok(Plan {
+                    control: None,
                     kind: StatementKind::Write,
-                    targets: vec![Target {
-                        shard: *s,
-                        sql: text.into(),
-                        params: map,
-                        reason,
-                        rows: None,
-                    }],
+                    targets: vec![Target { shard: *s, sql: text.into(), params: map, reason, rows: None }],
                     merge: Merge::Forward,
                 })
             }
@@ -349,22 +284,12 @@ impl InsertShape {
                         shard,
                         sql: text.clone(),
                         params: map.clone(),
-                        reason: Reason::Broadcast {
-                            table: self.table.clone(),
-                        },
+                        reason: Reason::Broadcast { table: self.table.clone() },
                         rows: None,
                     })
                     .collect::<Vec<_>>();
-                let merge = if targets.len() > 1 {
-                    Merge::Broadcast
-                } else {
-                    Merge::Forward
-                };
-                Ok(Plan {
-                    kind: StatementKind::Write,
-                    targets,
-                    merge,
-                })
+                let merge = if targets.len() > 1 { Merge::Broadcast } else { Merge::Forward };
+                Ok(Plan { control: None, kind: StatementKind::Write, targets, merge })
             }
             InsertPlacement::Sharded { keyspace, key } => {
                 let ks = rules.keyspace(*keyspace);
@@ -401,10 +326,7 @@ impl InsertShape {
                     }
                 }
                 by_shard.sort_by_key(|(s, _)| *s);
-                let reason = || Reason::Key {
-                    table: self.table.clone(),
-                    key: key.clone(),
-                };
+                let reason = || Reason::Key { table: self.table.clone(), key: key.clone() };
                 if by_shard.len() > 1 {
                     if self.conflict {
                         return Err(insert_err(
@@ -415,9 +337,7 @@ impl InsertShape {
                     if let Some(f) = &self.volatile {
                         return Err(insert_err(
                             &self.table,
-                            format!(
-                                "{f}() in rows sent to several shards would be evaluated on each"
-                            ),
+                            format!("{f}() in rows sent to several shards would be evaluated on each"),
                         ));
                     }
                 }
@@ -442,21 +362,14 @@ impl InsertShape {
                     (_, true) => Merge::InsertReturning,
                     (_, false) => Merge::SumCounts,
                 };
-                Ok(Plan {
-                    kind: StatementKind::Write,
-                    targets,
-                    merge,
-                })
+                Ok(Plan { control: None, kind: StatementKind::Write, targets, merge })
             }
         }
     }
 }
 
 fn place_or_err(
-    placed: Result<
-        (KeyPlacement, Option<crate::sharding::KeyValue>),
-        crate::sharding::key::KeyError,
-    >,
+    placed: Result<(KeyPlacement, Option<crate::sharding::KeyValue>), crate::sharding::key::KeyError>,
     shape: &InsertShape,
     keyspace: &str,
     key: &str,
@@ -464,11 +377,9 @@ fn place_or_err(
 ) -> Result<ShardId, RouteError> {
     match placed {
         Ok((KeyPlacement::Shard(s), _)) => Ok(s),
-        Ok((KeyPlacement::Nowhere, None)) => Err(RouteError::NullKey {
-            table: shape.table.clone(),
-            key: key.to_string(),
-            row,
-        }),
+        Ok((KeyPlacement::Nowhere, None)) => {
+            Err(RouteError::NullKey { table: shape.table.clone(), key: key.to_string(), row })
+        }
         Ok((KeyPlacement::Nowhere, Some(v))) => Err(RouteError::InvalidKey {
             table: shape.table.clone(),
             detail: format!("key {v} of row {row} is not a valid {key}"),
@@ -479,10 +390,7 @@ fn place_or_err(
             row,
             keyspace: keyspace.to_string(),
         }),
-        Err(e) => Err(RouteError::InvalidKey {
-            table: shape.table.clone(),
-            detail: format!("row {row}: {e}"),
-        }),
+        Err(e) => Err(RouteError::InvalidKey { table: shape.table.clone(), detail: format!("row {row}: {e}") }),
     }
 }
 
@@ -498,13 +406,9 @@ fn updates_column(ins: &Insert, column: &str, rules: &Rules) -> bool {
         _ => &[],
     };
     assignments.iter().any(|a| match &a.target {
-        AssignmentTarget::ColumnName(n) => name_parts(n, rules.backend)
-            .last()
-            .is_some_and(|c| c == column),
-        AssignmentTarget::Tuple(cols) => cols.iter().any(|n| {
-            name_parts(n, rules.backend)
-                .last()
-                .is_some_and(|c| c == column)
-        }),
+        AssignmentTarget::ColumnName(n) => name_parts(n, rules.backend).last().is_some_and(|c| c == column),
+        AssignmentTarget::Tuple(cols) => {
+            cols.iter().any(|n| name_parts(n, rules.backend).last().is_some_and(|c| c == column))
+        }
     })
 }

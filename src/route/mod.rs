@@ -40,7 +40,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 pub use error::RouteError;
-pub use plan::{ColumnRef, Combine, Merge, Plan, Reason, RowMerge, SortKey, StatementKind, Target};
+pub use plan::{ColumnRef, Combine, Control, Merge, Plan, Reason, RowMerge, SortKey, StatementKind, Target};
 pub use txn::{TxnPolicy, TxnState};
 
 use crate::backend::BackendKind;
@@ -88,11 +88,7 @@ pub struct RouteContext<'a> {
 
 impl<'a> RouteContext<'a> {
     pub fn new(params: &'a [Param]) -> Self {
-        RouteContext {
-            params,
-            pinned: None,
-            utc_offset: Some(0),
-        }
+        RouteContext { params, pinned: None, utc_offset: Some(0) }
     }
 }
 
@@ -113,6 +109,8 @@ enum Shape {
     Ddl(DdlShape),
     /// Goes to one shard (the transaction's, or the first) as it is.
     OneShard(StatementKind, Reason),
+    /// Handled by the session (transaction control, settings).
+    Control(Control),
 }
 
 /// The router of one rule file.
@@ -125,11 +123,7 @@ pub struct Router {
 
 impl Router {
     pub fn new(rules: Arc<Rules>, ids: Arc<IdGenerator>) -> Router {
-        Router {
-            rules,
-            ids,
-            cache: PlanCache::new(4096),
-        }
+        Router { rules, ids, cache: PlanCache::new(4096) }
     }
 
     /// How many prepared statements the plan cache holds.
@@ -184,9 +178,7 @@ impl Router {
                 });
             }
             _ => {
-                return Err(RouteError::Syntax {
-                    message: "expected one statement".into(),
-                });
+                return Err(RouteError::Syntax { message: "expected one statement".into() });
             }
         };
         let params = match self.backend() {
@@ -199,9 +191,21 @@ impl Router {
             Statement::Insert(i) => Shape::Insert(Box::new(InsertShape::new(i, rules)?)),
             Statement::Update(u) => Shape::Dml(Box::new(DmlShape::update(u, rules, params)?)),
             Statement::Delete(d) => Shape::Dml(Box::new(DmlShape::delete(d, rules, params)?)),
-            Statement::Set(_)
-            | Statement::ShowVariable { .. }
-            | Statement::ShowVariables { .. }
+            Statement::StartTransaction { .. } => Shape::Control(Control::Begin),
+            Statement::Commit { .. } => Shape::Control(Control::Commit),
+            Statement::Rollback { savepoint: None, .. } => Shape::Control(Control::Rollback),
+            Statement::Rollback { savepoint: Some(_), .. } => Shape::Control(Control::RollbackToSavepoint),
+            Statement::Savepoint { .. } => Shape::Control(Control::Savepoint),
+            Statement::ReleaseSavepoint { .. } => Shape::Control(Control::ReleaseSavepoint),
+            Statement::Set(set) => Shape::Control(match set {
+                sqlparser::ast::Set::SingleAssignment { scope: Some(sqlparser::ast::ContextModifier::Local), .. } => {
+                    Control::SetLocal
+                }
+                _ => Control::Set,
+            }),
+            Statement::Reset(_) | Statement::Discard { .. } => Shape::Control(Control::Reset),
+            Statement::ShowVariable { .. } => Shape::Control(Control::Show),
+            Statement::ShowVariables { .. }
             | Statement::ShowStatus { .. }
             | Statement::ShowDatabases { .. }
             | Statement::ShowSchemas { .. }
@@ -211,28 +215,18 @@ impl Router {
             | Statement::ShowFunctions { .. }
             | Statement::ShowProcessList { .. }
             | Statement::Use(_)
-            | Statement::StartTransaction { .. }
-            | Statement::Commit { .. }
-            | Statement::Rollback { .. }
-            | Statement::Savepoint { .. }
-            | Statement::ReleaseSavepoint { .. }
-            | Statement::Discard { .. }
-            | Statement::Reset(_)
-            | Statement::Deallocate { .. } => {
-                Shape::OneShard(StatementKind::Session, Reason::AnyShard)
-            }
+            | Statement::Deallocate { .. } => Shape::OneShard(StatementKind::Session, Reason::AnyShard),
             Statement::ShowColumns { .. } | Statement::ShowCreate { .. } => {
                 Shape::OneShard(StatementKind::Read, Reason::AnyShard)
             }
             Statement::Explain { .. } | Statement::ExplainTable { .. } => {
                 return Err(RouteError::Unsupported {
-                    detail: "EXPLAIN is answered by the front end (EXPLAIN ROUTE, or EXPLAIN forwarded per shard)".into(),
+                    detail: "EXPLAIN is answered by the front end (EXPLAIN ROUTE, or EXPLAIN forwarded per shard)"
+                        .into(),
                 });
             }
             Statement::Copy { .. } => {
-                return Err(RouteError::Unsupported {
-                    detail: "COPY is handled by the front end".into(),
-                });
+                return Err(RouteError::Unsupported { detail: "COPY is handled by the front end".into() });
             }
             Statement::Prepare { .. } | Statement::Execute { .. } => {
                 return Err(RouteError::Unsupported {
@@ -243,19 +237,12 @@ impl Router {
                 Some(d) => Shape::Ddl(d),
                 None => {
                     return Err(RouteError::Unsupported {
-                        detail: format!(
-                            "statement not supported by shardgate: {}",
-                            first_words(&text)
-                        ),
+                        detail: format!("statement not supported by shardgate: {}", first_words(&text)),
                     });
                 }
             },
         };
-        Ok(Prepared {
-            sql: text,
-            params,
-            shape,
-        })
+        Ok(Prepared { sql: text, params, shape })
     }
 
     /// The policy for text sqlparser cannot parse (see the module docs).
@@ -268,20 +255,13 @@ impl Router {
                 ),
             });
         }
-        Ok(Prepared {
-            sql: text,
-            params: 0,
-            shape: Shape::OneShard(StatementKind::Write, Reason::Unparsed),
-        })
+        Ok(Prepared { sql: text, params: 0, shape: Shape::OneShard(StatementKind::Write, Reason::Unparsed) })
     }
 
     /// Binds parameters and plans.
     pub fn bind(&self, p: &Prepared, cx: &RouteContext<'_>) -> Result<Plan, RouteError> {
         if cx.params.len() < p.params {
-            return Err(RouteError::MissingParameter {
-                index: p.params,
-                given: cx.params.len(),
-            });
+            return Err(RouteError::MissingParameter { index: p.params, given: cx.params.len() });
         }
         let rules = &*self.rules;
         match &p.shape {
@@ -299,34 +279,31 @@ impl Router {
                         rows: None,
                     })
                     .collect();
-                let merge = if targets.len() > 1 {
-                    Merge::Broadcast
-                } else {
-                    Merge::Forward
+                let merge = if targets.len() > 1 { Merge::Broadcast } else { Merge::Forward };
+                Ok(Plan { control: None, kind: StatementKind::Ddl, targets, merge })
+            }
+            Shape::Control(c) => {
+                let (shard, reason) = match cx.pinned {
+                    Some(s) => (s, Reason::Transaction),
+                    None => (ShardId(0), Reason::AnyShard),
                 };
                 Ok(Plan {
-                    kind: StatementKind::Ddl,
-                    targets,
-                    merge,
+                    control: Some(*c),
+                    kind: StatementKind::Session,
+                    targets: vec![Target { shard, sql: p.sql.clone(), params: None, reason, rows: None }],
+                    merge: Merge::Forward,
                 })
             }
             Shape::OneShard(kind, reason) => {
                 let (shard, reason) = match (cx.pinned, reason) {
                     (Some(s), _) => (s, Reason::Transaction),
-                    (None, Reason::Unparsed) => {
-                        (rules.default_shard.unwrap_or(ShardId(0)), Reason::Unparsed)
-                    }
+                    (None, Reason::Unparsed) => (rules.default_shard.unwrap_or(ShardId(0)), Reason::Unparsed),
                     (None, r) => (ShardId(0), r.clone()),
                 };
                 Ok(Plan {
+                    control: None,
                     kind: *kind,
-                    targets: vec![Target {
-                        shard,
-                        sql: p.sql.clone(),
-                        params: None,
-                        reason,
-                        rows: None,
-                    }],
+                    targets: vec![Target { shard, sql: p.sql.clone(), params: None, reason, rows: None }],
                     merge: Merge::Forward,
                 })
             }
@@ -359,18 +336,10 @@ pub fn explain_rows(plan: &Plan, rules: &Rules) -> Vec<ExplainRow> {
                 let list: Vec<String> = r.iter().map(|i| (i + 1).to_string()).collect();
                 reason.push_str(&format!(" (rows {})", list.join(", ")));
             }
-            ExplainRow {
-                shard: rules.shard(t.shard).name.clone(),
-                sql: t.sql.to_string(),
-                reason,
-            }
+            ExplainRow { shard: rules.shard(t.shard).name.clone(), sql: t.sql.to_string(), reason }
         })
         .collect();
-    rows.push(ExplainRow {
-        shard: String::new(),
-        sql: String::new(),
-        reason: plan.merge.to_string(),
-    });
+    rows.push(ExplainRow { shard: String::new(), sql: String::new(), reason: plan.merge.to_string() });
     rows
 }
 
@@ -380,11 +349,7 @@ fn first_words(sql: &str) -> String {
 
 /// Whether any word of the text is the name of a table in the rule file.
 fn mentions_rule_table(sql: &str, rules: &Rules) -> bool {
-    let names: Vec<&str> = rules
-        .tables
-        .iter()
-        .map(|t| t.name.rsplit('.').next().unwrap_or(&t.name))
-        .collect();
+    let names: Vec<&str> = rules.tables.iter().map(|t| t.name.rsplit('.').next().unwrap_or(&t.name)).collect();
     match Tokenizer::new(rules.backend.dialect(), sql).tokenize() {
         Ok(tokens) => tokens.iter().any(|t| match t {
             Token::Word(w) => names.iter().any(|n| n.eq_ignore_ascii_case(&w.value)),
@@ -402,11 +367,7 @@ fn mentions_rule_table(sql: &str, rules: &Rules) -> bool {
 /// original text.
 pub fn split_statements(sql: &str, backend: BackendKind) -> Vec<&str> {
     if !sql.contains(';') {
-        return if sql.trim().is_empty() {
-            Vec::new()
-        } else {
-            vec![sql]
-        };
+        return if sql.trim().is_empty() { Vec::new() } else { vec![sql] };
     }
     let Ok(tokens) = Tokenizer::new(backend.dialect(), sql).tokenize_with_location() else {
         return vec![sql];
@@ -417,13 +378,7 @@ pub fn split_statements(sql: &str, backend: BackendKind) -> Vec<&str> {
     let offset = |line: u64, col: u64| -> Option<usize> {
         let start = *line_starts.get((line as usize).checked_sub(1)?)?;
         let rest = &sql[start..];
-        Some(
-            start
-                + rest
-                    .char_indices()
-                    .nth((col as usize).checked_sub(1)?)
-                    .map_or(rest.len(), |(b, _)| b),
-        )
+        Some(start + rest.char_indices().nth((col as usize).checked_sub(1)?).map_or(rest.len(), |(b, _)| b))
     };
     let mut pieces = Vec::new();
     let mut begin = 0usize;

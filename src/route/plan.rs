@@ -14,6 +14,9 @@ use crate::sharding::ShardId;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub kind: StatementKind,
+    /// Transaction control and session settings, which the session handles
+    /// itself rather than forwarding as they are.
+    pub control: Option<Control>,
     /// One entry per shard the statement is sent to, in shard order.
     pub targets: Vec<Target>,
     /// What the proxy does with the shards' answers.
@@ -33,6 +36,27 @@ impl Plan {
     pub fn is_single_shard(&self) -> bool {
         self.targets.len() == 1
     }
+}
+
+/// Statements the session must understand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// BEGIN / START TRANSACTION (the text, with its modes, is replayed on
+    /// every shard the transaction reaches).
+    Begin,
+    Commit,
+    Rollback,
+    Savepoint,
+    ReleaseSavepoint,
+    RollbackToSavepoint,
+    /// SET (session-wide).
+    Set,
+    /// SET LOCAL: for the current transaction only.
+    SetLocal,
+    /// RESET, DISCARD: back to defaults.
+    Reset,
+    /// SHOW, and the like: read session state.
+    Show,
 }
 
 /// The class of a statement, as far as transactions and pooling care.
@@ -99,21 +123,12 @@ pub enum Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::Key { table, key } => write!(
-                f,
-                "{table}.{key}: the key values of the statement live here"
-            ),
-            Reason::NoKey { table } => write!(
-                f,
-                "{table}: no key value can match; one shard answers with no rows"
-            ),
+            Reason::Key { table, key } => write!(f, "{table}.{key}: the key values of the statement live here"),
+            Reason::NoKey { table } => write!(f, "{table}: no key value can match; one shard answers with no rows"),
             Reason::Scatter { table } => {
                 write!(f, "{table}: no predicate on the sharding key, every shard")
             }
-            Reason::Broadcast { table } => write!(
-                f,
-                "{table} is a reference table: a write goes to every copy"
-            ),
+            Reason::Broadcast { table } => write!(f, "{table} is a reference table: a write goes to every copy"),
             Reason::Schema { table } => {
                 write!(f, "schema change of {table} goes to every shard holding it")
             }
@@ -243,11 +258,7 @@ impl fmt::Display for RowMerge {
             if keys.is_empty() {
                 steps.push(format!("aggregate {}", aggs.join(", ")));
             } else {
-                steps.push(format!(
-                    "group by {} and aggregate {}",
-                    keys.join(", "),
-                    aggs.join(", ")
-                ));
+                steps.push(format!("group by {} and aggregate {}", keys.join(", "), aggs.join(", ")));
             }
         }
         if self.distinct {

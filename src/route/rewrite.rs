@@ -57,11 +57,7 @@ pub fn count_numbered(stmt: &mut Statement) -> usize {
 /// Prints a statement for a shard. Returns the text and, when the shard's
 /// statement does not take the client's parameters one to one, the client
 /// parameter indexes it takes, in order.
-pub fn render(
-    stmt: &Statement,
-    backend: BackendKind,
-    client_params: usize,
-) -> (String, Option<Vec<usize>>) {
+pub fn render(stmt: &Statement, backend: BackendKind, client_params: usize) -> (String, Option<Vec<usize>>) {
     let mut stmt = stmt.clone();
     // Which parameters remain, in visiting (= textual) order.
     struct Collect(Vec<usize>);
@@ -94,16 +90,14 @@ pub fn render(
                 }
             }
             let _ = stmt.visit(&mut Unnumber);
-            let identity =
-                used.len() == client_params && used.iter().enumerate().all(|(k, &i)| k == i);
+            let identity = used.len() == client_params && used.iter().enumerate().all(|(k, &i)| k == i);
             (stmt.to_string(), if identity { None } else { Some(used) })
         }
         BackendKind::Postgres => {
             let mut distinct = used.clone();
             distinct.sort_unstable();
             distinct.dedup();
-            let identity = distinct.len() == client_params
-                && distinct.iter().enumerate().all(|(k, &i)| k == i);
+            let identity = distinct.len() == client_params && distinct.iter().enumerate().all(|(k, &i)| k == i);
             if identity {
                 return (stmt.to_string(), None);
             }

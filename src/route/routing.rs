@@ -92,11 +92,7 @@ impl Routing {
                 _ => {}
             }
         }
-        let reference = a
-            .instances
-            .iter()
-            .find(|i| i.kind == InstKind::Reference)
-            .map(|i| i.table.clone());
+        let reference = a.instances.iter().find(|i| i.kind == InstKind::Reference).map(|i| i.table.clone());
 
         // Classes of instances linked on the key within a scope.
         let n = a.instances.len();
@@ -133,12 +129,7 @@ impl Routing {
             });
         }
         let multi = Self::multi_shard_check(a, &sharded, &fixed, &mut parent);
-        Ok(Routing {
-            insts,
-            fixed,
-            reference,
-            multi,
-        })
+        Ok(Routing { insts, fixed, reference, multi })
     }
 
     /// Whether the statement, sent whole to several shards, gives the answer
@@ -155,10 +146,7 @@ impl Routing {
         let first_inst = &a.instances[first];
         if let Some((_, t, _)) = fixed {
             return Err(RouteError::CrossShardJoin {
-                detail: format!(
-                    "{t} lives whole on one shard, {} is spread over several",
-                    first_inst.table
-                ),
+                detail: format!("{t} lives whole on one shard, {} is spread over several", first_inst.table),
             });
         }
         // Everything must be one class of the same keyspace once correlations count.
@@ -177,10 +165,7 @@ impl Routing {
                     ScopeKind::Top => break,
                     ScopeKind::Derived => {
                         return Err(RouteError::Subquery {
-                            detail: format!(
-                                "a derived table (subquery in FROM) reads sharded table {}",
-                                inst.table
-                            ),
+                            detail: format!("a derived table (subquery in FROM) reads sharded table {}", inst.table),
                         });
                     }
                     ScopeKind::Cte => {
@@ -210,9 +195,7 @@ impl Routing {
                     None => break,
                 }
             }
-            if a.scopes[inst.scope].kind == ScopeKind::Expr
-                && !a.outer_links.iter().any(|&(x, y)| x == i || y == i)
-            {
+            if a.scopes[inst.scope].kind == ScopeKind::Expr && !a.outer_links.iter().any(|&(x, y)| x == i || y == i) {
                 return Err(RouteError::Subquery {
                     detail: format!(
                         "a subquery reads sharded table {} without being correlated on its sharding key",
@@ -249,12 +232,8 @@ impl Routing {
                 &[(&oj.preserved, &oj.nullable)]
             };
             for (kept, other) in sides {
-                let reference = kept
-                    .iter()
-                    .find(|&&i| a.instances[i].kind == InstKind::Reference);
-                let spread = other
-                    .iter()
-                    .find(|&&i| matches!(a.instances[i].kind, InstKind::Sharded { .. }));
+                let reference = kept.iter().find(|&&i| a.instances[i].kind == InstKind::Reference);
+                let spread = other.iter().find(|&&i| matches!(a.instances[i].kind, InstKind::Sharded { .. }));
                 if let (Some(&r), Some(&s)) = (reference, spread) {
                     return Err(RouteError::CrossShardJoin {
                         detail: format!(
@@ -296,10 +275,7 @@ impl Routing {
         for inst in &self.insts {
             let ks = rules.keyspace(inst.keyspace);
             let all = ks.shards(&rules.ring);
-            own.push(
-                eval_pred(&inst.pred, rules, inst.keyspace, params, kcx)?
-                    .map_or(all, |s| s.intersect(&all)),
-            );
+            own.push(eval_pred(&inst.pred, rules, inst.keyspace, params, kcx)?.map_or(all, |s| s.intersect(&all)));
         }
         let mut class_sets: Vec<(usize, ShardSet)> = Vec::new();
         for (inst, set) in self.insts.iter().zip(&own) {
@@ -308,12 +284,7 @@ impl Routing {
                 None => class_sets.push((inst.class, *set)),
             }
         }
-        let class_set = |c: usize| {
-            class_sets
-                .iter()
-                .find(|(k, _)| *k == c)
-                .map_or(ShardSet::empty(), |(_, s)| *s)
-        };
+        let class_set = |c: usize| class_sets.iter().find(|(k, _)| *k == c).map_or(ShardSet::empty(), |(_, s)| *s);
         let mut needed: Vec<ShardSet> = self.insts.iter().map(|i| class_set(i.class)).collect();
         for (i, inst) in self.insts.iter().enumerate() {
             if let Some(j) = inst.correlated {
@@ -327,55 +298,31 @@ impl Routing {
                 return Ok(Decision::One(*s, Reason::Pinned { table: t.clone() }));
             }
             return Err(RouteError::CrossShardJoin {
-                detail: format!(
-                    "{t} lives whole on one shard, {} is spread over several",
-                    first.table
-                ),
+                detail: format!("{t} lives whole on one shard, {} is spread over several", first.table),
             });
         }
         match union.len() {
             0 => {
-                let any = rules
-                    .keyspace(first.keyspace)
-                    .shards(&rules.ring)
-                    .iter()
-                    .next()
-                    .unwrap_or(ShardId(0));
-                Ok(Decision::One(
-                    any,
-                    Reason::NoKey {
-                        table: first.table.clone(),
-                    },
-                ))
+                let any = rules.keyspace(first.keyspace).shards(&rules.ring).iter().next().unwrap_or(ShardId(0));
+                Ok(Decision::One(any, Reason::NoKey { table: first.table.clone() }))
             }
             1 => {
                 let s = union.only().unwrap_or(ShardId(0));
                 let constrained = !matches!(first.pred, KeyPred::All) || self.insts.len() > 1;
-                let reason =
-                    if constrained || union != rules.keyspace(first.keyspace).shards(&rules.ring) {
-                        Reason::Key {
-                            table: first.table.clone(),
-                            key: first.key.clone(),
-                        }
-                    } else {
-                        Reason::Scatter {
-                            table: first.table.clone(),
-                        }
-                    };
+                let reason = if constrained || union != rules.keyspace(first.keyspace).shards(&rules.ring) {
+                    Reason::Key { table: first.table.clone(), key: first.key.clone() }
+                } else {
+                    Reason::Scatter { table: first.table.clone() }
+                };
                 Ok(Decision::One(s, reason))
             }
             _ => {
                 self.multi.clone()?;
                 let all = rules.keyspace(first.keyspace).shards(&rules.ring);
                 let reason = if union == all {
-                    Reason::Scatter {
-                        table: first.table.clone(),
-                    }
+                    Reason::Scatter { table: first.table.clone() }
                 } else {
-                    Reason::Key {
-                        table: first.table.clone(),
-                        key: first.key.clone(),
-                    }
+                    Reason::Key { table: first.table.clone(), key: first.key.clone() }
                 };
                 Ok(Decision::Many(union, reason))
             }
@@ -402,10 +349,7 @@ pub fn literal<'a>(v: &'a ValueRef, params: &'a [Param]) -> Result<Literal<'a>, 
         ValueRef::Param(i) => match params.get(*i) {
             Some(p) => p.literal(),
             None => {
-                return Err(RouteError::MissingParameter {
-                    index: i + 1,
-                    given: params.len(),
-                });
+                return Err(RouteError::MissingParameter { index: i + 1, given: params.len() });
             }
         },
     })
@@ -506,22 +450,15 @@ fn time_bounds(
         return Ok(None);
     };
     let ks = rules.keyspace(keyspace);
-    let cx = KeyContext {
-        collation: ks.collation,
-        ..*kcx
-    };
+    let cx = KeyContext { collation: ks.collation, ..*kcx };
     let bound = |b: &Option<(ValueRef, bool)>| -> Result<Option<Bound<i64>>, RouteError> {
         let Some((v, inclusive)) = b else {
             return Ok(Some(Bound::Unbounded));
         };
         Ok(match canonicalize(ks.key_type, literal(v, params)?, &cx) {
-            Ok(Canonical::Value(kv)) => kv.time_point().map(|t| {
-                if *inclusive {
-                    Bound::Included(t)
-                } else {
-                    Bound::Excluded(t)
-                }
-            }),
+            Ok(Canonical::Value(kv)) => {
+                kv.time_point().map(|t| if *inclusive { Bound::Included(t) } else { Bound::Excluded(t) })
+            }
             _ => None,
         })
     };

@@ -14,8 +14,8 @@
 //! shard is asked.
 
 use sqlparser::ast::{
-    Distinct, Expr, GroupByExpr, Ident, LimitClause, OrderByKind, OrderBySort, Query, Select,
-    SelectItem, SetExpr, Value,
+    Distinct, Expr, GroupByExpr, Ident, LimitClause, OrderByKind, OrderBySort, Query, Select, SelectItem, SetExpr,
+    Value,
 };
 use sqlparser::tokenizer::Span;
 
@@ -38,10 +38,7 @@ pub struct MultiSelect {
 }
 
 fn unmergeable(construct: &str, why: &'static str) -> RouteError {
-    RouteError::Unmergeable {
-        construct: construct.to_string(),
-        why,
-    }
+    RouteError::Unmergeable { construct: construct.to_string(), why }
 }
 
 /// An output column while the select list is being built: a visible item,
@@ -79,62 +76,37 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
     if q.with.is_some() {
         // WITH queries that read sharded tables were refused by routing; a
         // WITH over reference tables only is fine, but keep it simple and exact.
-        return Err(unmergeable(
-            "WITH",
-            "each shard would evaluate the WITH query on its own rows",
-        ));
+        return Err(unmergeable("WITH", "each shard would evaluate the WITH query on its own rows"));
     }
     let s: &Select = select;
     if s.into.is_some() {
-        return Err(unmergeable(
-            "SELECT INTO",
-            "it writes a table on each shard",
-        ));
+        return Err(unmergeable("SELECT INTO", "it writes a table on each shard"));
     }
     if s.having.is_some() {
-        return Err(unmergeable(
-            "HAVING",
-            "groups are filtered only after the merge, which is not implemented yet",
-        ));
+        return Err(unmergeable("HAVING", "groups are filtered only after the merge, which is not implemented yet"));
     }
     if s.qualify.is_some() || !s.named_window.is_empty() {
-        return Err(unmergeable(
-            "window functions",
-            "each shard would compute windows over its own rows",
-        ));
+        return Err(unmergeable("window functions", "each shard would compute windows over its own rows"));
     }
-    if s.top.is_some()
-        || !s.lateral_views.is_empty()
-        || !s.cluster_by.is_empty()
-        || !s.sort_by.is_empty()
-    {
+    if s.top.is_some() || !s.lateral_views.is_empty() || !s.cluster_by.is_empty() || !s.sort_by.is_empty() {
         return Err(unmergeable("this SELECT form", "not merged"));
     }
     let distinct = match &s.distinct {
         None | Some(Distinct::All) => false,
         Some(Distinct::Distinct) => true,
         Some(Distinct::On(_)) => {
-            return Err(unmergeable(
-                "DISTINCT ON",
-                "it keeps the first row per key of each shard",
-            ));
+            return Err(unmergeable("DISTINCT ON", "it keeps the first row per key of each shard"));
         }
     };
     let group_exprs: Vec<Expr> = match &s.group_by {
         GroupByExpr::All(_) => return Err(unmergeable("GROUP BY ALL", "not merged")),
         GroupByExpr::Expressions(exprs, modifiers) => {
             if !modifiers.is_empty() {
-                return Err(unmergeable(
-                    "WITH ROLLUP / CUBE",
-                    "super-aggregate rows cannot be merged",
-                ));
+                return Err(unmergeable("WITH ROLLUP / CUBE", "super-aggregate rows cannot be merged"));
             }
             for e in exprs {
                 if matches!(e, Expr::Rollup(_) | Expr::Cube(_) | Expr::GroupingSets(_)) {
-                    return Err(unmergeable(
-                        "ROLLUP / CUBE / GROUPING SETS",
-                        "super-aggregate rows cannot be merged",
-                    ));
+                    return Err(unmergeable("ROLLUP / CUBE / GROUPING SETS", "super-aggregate rows cannot be merged"));
                 }
             }
             exprs.clone()
@@ -142,10 +114,7 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
     };
     let facts = expr_facts(&s.projection);
     if facts.windows {
-        return Err(unmergeable(
-            "window functions",
-            "each shard would compute windows over its own rows",
-        ));
+        return Err(unmergeable("window functions", "each shard would compute windows over its own rows"));
     }
     if facts.filter {
         return Err(unmergeable("aggregate FILTER clauses", "not merged"));
@@ -153,20 +122,14 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
     if let Some(ob) = &q.order_by {
         let of = expr_facts(ob);
         if of.windows {
-            return Err(unmergeable(
-                "window functions",
-                "each shard would compute windows over its own rows",
-            ));
+            return Err(unmergeable("window functions", "each shard would compute windows over its own rows"));
         }
     }
     let aggregating = facts.aggregates > 0 || !group_exprs.is_empty();
 
     let mut query = q.clone();
     let SetExpr::Select(out_select) = query.body.as_mut() else {
-        return Err(unmergeable(
-            "this query form",
-            "only plain SELECT is merged",
-        ));
+        return Err(unmergeable("this query form", "only plain SELECT is merged"));
     };
     let items = &mut out_select.projection;
     let visible = items.len();
@@ -180,10 +143,7 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
             SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
                 if aggregating {
-                    return Err(unmergeable(
-                        "* with aggregates or GROUP BY",
-                        "list the columns",
-                    ));
+                    return Err(unmergeable("* with aggregates or GROUP BY", "list the columns"));
                 }
                 continue;
             }
@@ -210,26 +170,20 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
                         let Some(arg) = arg else {
                             return Err(unmergeable("AVG(*)", "not valid"));
                         };
-                        let (Some(sum), Some(count)) =
-                            (call("sum", arg, &expr), call("count", arg, &expr))
-                        else {
+                        let (Some(sum), Some(count)) = (call("sum", arg, &expr), call("count", arg, &expr)) else {
                             return Err(unmergeable("AVG", "not merged"));
                         };
                         // Keep the column's name: PostgreSQL names it after
                         // the function, MySQL after the expression's text.
                         let alias = alias.unwrap_or_else(|| match backend {
                             BackendKind::Postgres => Ident::with_quote('"', "avg"),
-                            BackendKind::Mysql => Ident::with_quote(
-                                '`',
-                                call_text(sql, span_of(&expr)).unwrap_or("avg"),
-                            ),
+                            BackendKind::Mysql => {
+                                Ident::with_quote('`', call_text(sql, span_of(&expr)).unwrap_or("avg"))
+                            }
                         });
                         *item = SelectItem::ExprWithAlias { expr: sum, alias };
                         hidden.push(count);
-                        combine.push(Pending::Avg {
-                            sum: c,
-                            count: Out::Hidden(hidden.len() - 1),
-                        });
+                        combine.push(Pending::Avg { sum: c, count: Out::Hidden(hidden.len() - 1) });
                     }
                     _ => return Err(unmergeable(&name, "not merged")),
                 }
@@ -257,16 +211,11 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
         if let Expr::Value(v) = e
             && let Value::Number(n, _) = &v.value
         {
-            return n
-                .parse::<usize>()
-                .ok()
-                .and_then(|k| k.checked_sub(1))
-                .filter(|&k| k < visible);
+            return n.parse::<usize>().ok().and_then(|k| k.checked_sub(1)).filter(|&k| k < visible);
         }
         items.iter().take(visible).position(|it| match it {
             SelectItem::ExprWithAlias { alias, expr } => {
-                matches!(e, Expr::Identifier(id) if id.value.eq_ignore_ascii_case(&alias.value))
-                    || expr == e
+                matches!(e, Expr::Identifier(id) if id.value.eq_ignore_ascii_case(&alias.value)) || expr == e
             }
             SelectItem::UnnamedExpr(x) => x == e,
             _ => false,
@@ -338,10 +287,7 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
                             }
                             None => {
                                 if expr_facts(&o.expr).aggregates > 0 {
-                                    return Err(unmergeable(
-                                        "ORDER BY an expression over aggregates",
-                                        "select it",
-                                    ));
+                                    return Err(unmergeable("ORDER BY an expression over aggregates", "select it"));
                                 }
                                 match group_exprs.iter().position(|g| g == &o.expr) {
                                     Some(gi) => group_by[gi],
@@ -374,36 +320,36 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
     // LIMIT / OFFSET.
     let (limit, offset) = match &query.limit_clause {
         None => (None, None),
-        Some(LimitClause::LimitOffset {
-            limit,
-            offset,
-            limit_by,
-        }) => {
+        Some(LimitClause::LimitOffset { limit, offset, limit_by }) => {
             if !limit_by.is_empty() {
                 return Err(unmergeable("LIMIT BY", "not merged"));
             }
             let limit = match limit {
                 None => None,
                 Some(Expr::Value(v)) if v.value == Value::Null => None,
-                Some(e) => Some(value_ref(e, &ParamNumbering).ok_or_else(|| {
-                    unmergeable("LIMIT with an expression", "use a number or a parameter")
-                })?),
+                Some(e) => Some(
+                    value_ref(e, &ParamNumbering)
+                        .ok_or_else(|| unmergeable("LIMIT with an expression", "use a number or a parameter"))?,
+                ),
             };
             let offset = match offset {
                 None => None,
-                Some(o) => Some(value_ref(&o.value, &ParamNumbering).ok_or_else(|| {
-                    unmergeable("OFFSET with an expression", "use a number or a parameter")
-                })?),
+                Some(o) => Some(
+                    value_ref(&o.value, &ParamNumbering)
+                        .ok_or_else(|| unmergeable("OFFSET with an expression", "use a number or a parameter"))?,
+                ),
             };
             (limit, offset)
         }
         Some(LimitClause::OffsetCommaLimit { offset, limit }) => (
-            Some(value_ref(limit, &ParamNumbering).ok_or_else(|| {
-                unmergeable("LIMIT with an expression", "use a number or a parameter")
-            })?),
-            Some(value_ref(offset, &ParamNumbering).ok_or_else(|| {
-                unmergeable("OFFSET with an expression", "use a number or a parameter")
-            })?),
+            Some(
+                value_ref(limit, &ParamNumbering)
+                    .ok_or_else(|| unmergeable("LIMIT with an expression", "use a number or a parameter"))?,
+            ),
+            Some(
+                value_ref(offset, &ParamNumbering)
+                    .ok_or_else(|| unmergeable("OFFSET with an expression", "use a number or a parameter"))?,
+            ),
         ),
     };
     let push_limit = !aggregating && limit.is_some();
@@ -412,38 +358,24 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
 
     // Append hidden columns and resolve positions.
     let SetExpr::Select(out_select) = query.body.as_mut() else {
-        return Err(unmergeable(
-            "this query form",
-            "only plain SELECT is merged",
-        ));
+        return Err(unmergeable("this query form", "only plain SELECT is merged"));
     };
     let n_hidden = hidden.len();
     for (i, h) in hidden.into_iter().enumerate() {
-        out_select.projection.push(SelectItem::ExprWithAlias {
-            expr: h,
-            alias: Ident::new(format!("__sg_hidden_{i}")),
-        });
+        out_select
+            .projection
+            .push(SelectItem::ExprWithAlias { expr: h, alias: Ident::new(format!("__sg_hidden_{i}")) });
     }
     let items = &out_select.projection;
     let total = items.len();
-    let wildcard_before = |p: usize| {
-        items[..p].iter().any(|i| {
-            matches!(
-                i,
-                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-            )
-        })
-    };
+    let wildcard_before =
+        |p: usize| items[..p].iter().any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)));
     let resolve = |o: &Out| -> ColumnRef {
         let p = match o {
             Out::Item(p) => *p,
             Out::Hidden(h) => visible + h,
         };
-        if wildcard_before(p) {
-            ColumnRef::FromEnd(total - 1 - p)
-        } else {
-            ColumnRef::FromStart(p)
-        }
+        if wildcard_before(p) { ColumnRef::FromEnd(total - 1 - p) } else { ColumnRef::FromStart(p) }
     };
     let aggregates = combine
         .iter()
@@ -453,10 +385,7 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
             Pending::Sum(x) => Combine::Sum(resolve(x)),
             Pending::Min(x) => Combine::Min(resolve(x)),
             Pending::Max(x) => Combine::Max(resolve(x)),
-            Pending::Avg { sum, count } => Combine::Avg {
-                sum: resolve(sum),
-                count: resolve(count),
-            },
+            Pending::Avg { sum, count } => Combine::Avg { sum: resolve(sum), count: resolve(count) },
         })
         .collect();
     let merge = RowMerge {
@@ -476,13 +405,7 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
         limit: None,
         hidden: n_hidden,
     };
-    Ok(MultiSelect {
-        query,
-        merge,
-        limit,
-        offset,
-        push_limit,
-    })
+    Ok(MultiSelect { query, merge, limit, offset, push_limit })
 }
 
 /// `name(arg)`, built from the original aggregate call.
@@ -494,9 +417,7 @@ fn call(name: &str, arg: &Expr, original: &Expr) -> Option<Expr> {
     f.name = sqlparser::ast::ObjectName::from(vec![Ident::new(name)]);
     if let sqlparser::ast::FunctionArguments::List(list) = &mut f.args {
         list.duplicate_treatment = None;
-        list.args = vec![sqlparser::ast::FunctionArg::Unnamed(
-            sqlparser::ast::FunctionArgExpr::Expr(arg.clone()),
-        )];
+        list.args = vec![sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(arg.clone()))];
     }
     Some(Expr::Function(f))
 }
@@ -514,13 +435,7 @@ fn offset_of(text: &str, line: u64, col: u64) -> Option<usize> {
     }
     let line_text = &text[start..];
     let col = (col as usize).checked_sub(1)?;
-    Some(
-        start
-            + line_text
-                .char_indices()
-                .nth(col)
-                .map_or(line_text.len(), |(b, _)| b),
-    )
+    Some(start + line_text.char_indices().nth(col).map_or(line_text.len(), |(b, _)| b))
 }
 
 /// The text of a function call as the client wrote it: from the start of
@@ -530,9 +445,7 @@ pub fn call_text(sql: &str, span: Span) -> Option<&str> {
     use sqlparser::tokenizer::{Token, Tokenizer};
     let begin = offset_of(sql, span.start.line, span.start.column)?;
     let rest = &sql[begin..];
-    let tokens = Tokenizer::new(&sqlparser::dialect::MySqlDialect {}, rest)
-        .tokenize_with_location()
-        .ok()?;
+    let tokens = Tokenizer::new(&sqlparser::dialect::MySqlDialect {}, rest).tokenize_with_location().ok()?;
     let mut depth = 0i32;
     for t in tokens {
         match t.token {

@@ -88,23 +88,15 @@ fn rules_for(backend: &str, extra: &str) -> Arc<Rules> {
 }
 
 fn pg() -> Router {
-    Router::new(
-        rules_for("postgres", ""),
-        Arc::new(IdGenerator::new(1).unwrap()),
-    )
+    Router::new(rules_for("postgres", ""), Arc::new(IdGenerator::new(1).unwrap()))
 }
 
 fn my() -> Router {
-    Router::new(
-        rules_for("mysql", ""),
-        Arc::new(IdGenerator::new(1).unwrap()),
-    )
+    Router::new(rules_for("mysql", ""), Arc::new(IdGenerator::new(1).unwrap()))
 }
 
 fn plan_p(r: &Router, sql: &str, params: &[Param]) -> Plan {
-    let plans = r
-        .route(sql, &RouteContext::new(params))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let plans = r.route(sql, &RouteContext::new(params)).unwrap_or_else(|e| panic!("{sql}: {e}"));
     assert_eq!(plans.len(), 1, "{sql}");
     plans.into_iter().next().unwrap()
 }
@@ -121,10 +113,7 @@ fn err(r: &Router, sql: &str) -> RouteError {
 }
 
 fn names(r: &Router, p: &Plan) -> Vec<String> {
-    p.targets
-        .iter()
-        .map(|t| r.rules().shard(t.shard).name.clone())
-        .collect()
+    p.targets.iter().map(|t| r.rules().shard(t.shard).name.clone()).collect()
 }
 
 fn owner(r: &Router, table: &str, key: i64) -> String {
@@ -167,10 +156,7 @@ fn point_select_goes_to_the_owner() {
         assert_eq!(names(&r, &p), vec![shard_of_key(&r, k)]);
         assert_eq!(p.merge, Merge::Forward);
         // Sent exactly as written.
-        assert_eq!(
-            &*p.targets[0].sql,
-            format!("SELECT * FROM users WHERE id = {k}")
-        );
+        assert_eq!(&*p.targets[0].sql, format!("SELECT * FROM users WHERE id = {k}"));
     }
 }
 
@@ -194,20 +180,11 @@ fn spellings_of_one_key_agree() {
 #[test]
 fn parameters_route_like_literals() {
     let r = pg();
-    let p = plan_p(
-        &r,
-        "SELECT * FROM users WHERE id = $1",
-        &[Param::Text("42".into())],
-    );
+    let p = plan_p(&r, "SELECT * FROM users WHERE id = $1", &[Param::Text("42".into())]);
     assert_eq!(names(&r, &p), vec![shard_of_key(&r, 42)]);
     let p = plan_p(&r, "SELECT * FROM users WHERE id = $1", &[Param::Int(42)]);
     assert_eq!(names(&r, &p), vec![shard_of_key(&r, 42)]);
-    let e = r
-        .route(
-            "SELECT * FROM users WHERE id = $2",
-            &RouteContext::new(&[Param::Int(1)]),
-        )
-        .unwrap_err();
+    let e = r.route("SELECT * FROM users WHERE id = $2", &RouteContext::new(&[Param::Int(1)])).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidParameter);
 }
 
@@ -215,27 +192,14 @@ fn parameters_route_like_literals() {
 fn in_list_is_split_by_owner() {
     let r = pg();
     let keys: Vec<i64> = (1..=30).collect();
-    let list = keys
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let p = plan(
-        &r,
-        &format!("SELECT * FROM users WHERE id IN ({list}) AND name <> 'x'"),
-    );
+    let list = keys.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let p = plan(&r, &format!("SELECT * FROM users WHERE id IN ({list}) AND name <> 'x'"));
     assert!(p.targets.len() > 1);
     let mut delivered = Vec::new();
     for t in &p.targets {
         let shard = r.rules().shard(t.shard).name.clone();
         let stmt = &*t.sql;
-        let inner = stmt
-            .split("IN (")
-            .nth(1)
-            .unwrap()
-            .split(')')
-            .next()
-            .unwrap();
+        let inner = stmt.split("IN (").nth(1).unwrap().split(')').next().unwrap();
         for k in inner.split(", ") {
             let k: i64 = k.parse().unwrap();
             assert_eq!(shard_of_key(&r, k), shard, "{k} sent to {shard}");
@@ -251,39 +215,21 @@ fn in_list_is_split_by_owner() {
 fn in_list_of_parameters_renumbers_them() {
     let r = pg();
     let keys = keys_on_distinct_shards(&r, 2);
-    let params: Vec<Param> = vec![
-        Param::Int(keys[0]),
-        Param::Text("n".into()),
-        Param::Int(keys[1]),
-    ];
-    let p = plan_p(
-        &r,
-        "SELECT * FROM users WHERE id IN ($1, $3) AND name = $2",
-        &params,
-    );
+    let params: Vec<Param> = vec![Param::Int(keys[0]), Param::Text("n".into()), Param::Int(keys[1])];
+    let p = plan_p(&r, "SELECT * FROM users WHERE id IN ($1, $3) AND name = $2", &params);
     assert_eq!(p.targets.len(), 2);
     for t in &p.targets {
         // The shard's parameters keep their relative order: $1 and $3 of
         // the client become $1 and $2 of the shard.
         let map = t.params.as_ref().unwrap();
         assert_eq!(map.len(), 2);
-        let in_param = t
-            .sql
-            .split("IN ($")
-            .nth(1)
-            .unwrap()
-            .split(')')
-            .next()
-            .unwrap();
+        let in_param = t.sql.split("IN ($").nth(1).unwrap().split(')').next().unwrap();
         let name_param = t.sql.split("name = $").nth(1).unwrap();
         let key = match &params[map[in_param.parse::<usize>().unwrap() - 1]] {
             Param::Int(k) => *k,
             _ => panic!(),
         };
-        assert_eq!(
-            params[map[name_param.parse::<usize>().unwrap() - 1]],
-            Param::Text("n".into())
-        );
+        assert_eq!(params[map[name_param.parse::<usize>().unwrap() - 1]], Param::Text("n".into()));
         assert_eq!(shard_of_key(&r, key), r.rules().shard(t.shard).name);
     }
 }
@@ -292,16 +238,8 @@ fn in_list_of_parameters_renumbers_them() {
 fn mysql_placeholders_are_positional() {
     let r = my();
     let keys = keys_on_distinct_shards(&r, 2);
-    let params = vec![
-        Param::Text("n".into()),
-        Param::Int(keys[0]),
-        Param::Int(keys[1]),
-    ];
-    let p = plan_p(
-        &r,
-        "SELECT * FROM `users` WHERE name = ? AND id IN (?, ?)",
-        &params,
-    );
+    let params = vec![Param::Text("n".into()), Param::Int(keys[0]), Param::Int(keys[1])];
+    let p = plan_p(&r, "SELECT * FROM `users` WHERE name = ? AND id IN (?, ?)", &params);
     assert_eq!(p.targets.len(), 2);
     for t in &p.targets {
         assert!(t.sql.contains("name = ? AND id IN (?)"), "{}", t.sql);
@@ -313,11 +251,7 @@ fn mysql_placeholders_are_positional() {
         };
         assert_eq!(owner(&r, "users", key), r.rules().shard(t.shard).name);
     }
-    let one = plan_p(
-        &r,
-        "SELECT * FROM users WHERE id = ?",
-        &[Param::Int(keys[0])],
-    );
+    let one = plan_p(&r, "SELECT * FROM users WHERE id = ?", &[Param::Int(keys[0])]);
     assert_eq!(one.targets.len(), 1);
     assert_eq!(&*one.targets[0].sql, "SELECT * FROM users WHERE id = ?");
 }
@@ -326,30 +260,15 @@ fn mysql_placeholders_are_positional() {
 fn or_of_keys_is_the_union() {
     let r = pg();
     let keys = keys_on_distinct_shards(&r, 2);
-    let p = plan(
-        &r,
-        &format!(
-            "SELECT * FROM users WHERE id = {} OR id = {}",
-            keys[0], keys[1]
-        ),
-    );
+    let p = plan(&r, &format!("SELECT * FROM users WHERE id = {} OR id = {}", keys[0], keys[1]));
     let mut want = vec![shard_of_key(&r, keys[0]), shard_of_key(&r, keys[1])];
     want.sort();
     assert_eq!(names(&r, &p), want);
     // An OR with a non-key branch can match anywhere.
-    let p = plan(
-        &r,
-        &format!("SELECT * FROM users WHERE id = {} OR name = 'x'", keys[0]),
-    );
+    let p = plan(&r, &format!("SELECT * FROM users WHERE id = {} OR name = 'x'", keys[0]));
     assert_eq!(p.targets.len(), 4);
     // A contradiction matches nothing: one shard answers, with no rows.
-    let p = plan(
-        &r,
-        &format!(
-            "SELECT * FROM users WHERE id = {} AND id = {}",
-            keys[0], keys[1]
-        ),
-    );
+    let p = plan(&r, &format!("SELECT * FROM users WHERE id = {} AND id = {}", keys[0], keys[1]));
     assert_eq!(p.targets.len(), 1);
     assert!(matches!(p.targets[0].reason, Reason::NoKey { .. }));
 }
@@ -362,23 +281,10 @@ fn no_key_predicate_scatters() {
     assert!(matches!(p.targets[0].reason, Reason::Scatter { .. }));
     assert!(matches!(p.merge, Merge::Rows(_)));
     // Range predicates do not prune a hash keyspace.
-    assert_eq!(
-        plan(&r, "SELECT * FROM users WHERE id > 5").targets.len(),
-        4
-    );
+    assert_eq!(plan(&r, "SELECT * FROM users WHERE id > 5").targets.len(), 4);
     // Negations do not prune either.
-    assert_eq!(
-        plan(&r, "SELECT * FROM users WHERE NOT id = 5")
-            .targets
-            .len(),
-        4
-    );
-    assert_eq!(
-        plan(&r, "SELECT * FROM users WHERE id NOT IN (1, 2)")
-            .targets
-            .len(),
-        4
-    );
+    assert_eq!(plan(&r, "SELECT * FROM users WHERE NOT id = 5").targets.len(), 4);
+    assert_eq!(plan(&r, "SELECT * FROM users WHERE id NOT IN (1, 2)").targets.len(), 4);
 }
 
 #[test]
@@ -386,28 +292,13 @@ fn time_ranges_prune() {
     let r = pg();
     let cases: &[(&str, &[&str])] = &[
         ("created_at = '2025-03-15 12:00:00'", &["s2"]),
-        (
-            "created_at >= '2024-06-01' AND created_at < '2025-01-01'",
-            &["s1"],
-        ),
-        (
-            "created_at >= '2024-06-01' AND created_at <= '2025-01-01'",
-            &["s1", "s2"],
-        ),
-        (
-            "created_at BETWEEN '2023-05-01' AND '2024-02-01'",
-            &["s0", "s1"],
-        ),
+        ("created_at >= '2024-06-01' AND created_at < '2025-01-01'", &["s1"]),
+        ("created_at >= '2024-06-01' AND created_at <= '2025-01-01'", &["s1", "s2"]),
+        ("created_at BETWEEN '2023-05-01' AND '2024-02-01'", &["s0", "s1"]),
         ("created_at < '2024-01-01'", &["s0"]),
         ("created_at >= '2026-01-01'", &["s3"]),
-        (
-            "created_at = '2023-01-01' OR created_at = '2026-06-01'",
-            &["s0", "s3"],
-        ),
-        (
-            "created_at >= TIMESTAMP '2025-01-01 00:00:00'",
-            &["s2", "s3"],
-        ),
+        ("created_at = '2023-01-01' OR created_at = '2026-06-01'", &["s0", "s3"]),
+        ("created_at >= TIMESTAMP '2025-01-01 00:00:00'", &["s2", "s3"]),
         ("kind = 'x'", &["s0", "s1", "s2", "s3"]),
     ];
     for (pred, want) in cases {
@@ -438,24 +329,11 @@ fn statements_without_tables_go_to_one_shard() {
         assert_eq!(p.merge, Merge::Forward);
     }
     let m = my();
-    for sql in [
-        "SELECT @@version",
-        "SELECT DATABASE()",
-        "SHOW DATABASES",
-        "SELECT * FROM information_schema.columns",
-    ] {
+    for sql in ["SELECT @@version", "SELECT DATABASE()", "SHOW DATABASES", "SELECT * FROM information_schema.columns"] {
         assert_eq!(plan(&m, sql).targets.len(), 1, "{sql}");
     }
     // Inside a transaction: the transaction's shard.
-    let p = r
-        .route(
-            "SELECT 1",
-            &RouteContext {
-                pinned: Some(ShardId(2)),
-                ..RouteContext::new(&[])
-            },
-        )
-        .unwrap();
+    let p = r.route("SELECT 1", &RouteContext { pinned: Some(ShardId(2)), ..RouteContext::new(&[]) }).unwrap();
     assert_eq!(p[0].targets[0].shard, ShardId(2));
 }
 
@@ -465,35 +343,19 @@ fn reference_tables() {
     let p = plan(&r, "SELECT * FROM countries");
     assert_eq!(p.targets.len(), 1);
     assert!(matches!(p.targets[0].reason, Reason::ReferenceRead { .. }));
-    let p = plan(
-        &r,
-        "INSERT INTO countries (code, name) VALUES ('FR', 'France')",
-    );
+    let p = plan(&r, "INSERT INTO countries (code, name) VALUES ('FR', 'France')");
     assert_eq!(p.targets.len(), 4);
     assert_eq!(p.merge, Merge::Broadcast);
     let p = plan(&r, "UPDATE countries SET name = 'X' WHERE code = 'FR'");
     assert_eq!(p.targets.len(), 4);
     assert_eq!(
-        err(
-            &r,
-            "INSERT INTO countries (code, name) VALUES ('FR', random()::text)"
-        )
-        .code(),
+        err(&r, "INSERT INTO countries (code, name) VALUES ('FR', random()::text)").code(),
         ErrorCode::Unsupported
     );
-    assert_eq!(
-        err(&r, "UPDATE countries SET name = now()::text").code(),
-        ErrorCode::Unsupported
-    );
-    let e = err(
-        &r,
-        "UPDATE countries SET name = (SELECT name FROM users WHERE id = 1)",
-    );
+    assert_eq!(err(&r, "UPDATE countries SET name = now()::text").code(), ErrorCode::Unsupported);
+    let e = err(&r, "UPDATE countries SET name = (SELECT name FROM users WHERE id = 1)");
     assert!(e.to_string().contains("diverge"), "{e}");
-    assert_eq!(
-        err(&r, "INSERT INTO countries SELECT code, name FROM users").code(),
-        ErrorCode::Unsupported
-    );
+    assert_eq!(err(&r, "INSERT INTO countries SELECT code, name FROM users").code(), ErrorCode::Unsupported);
 }
 
 #[test]
@@ -506,14 +368,8 @@ fn pinned_and_unknown_tables() {
     let e = err(&r, "SELECT * FROM nowhere");
     assert_eq!(e.code(), ErrorCode::UnknownTable);
     assert!(e.to_string().contains("nowhere"));
-    assert_eq!(
-        err(&r, "INSERT INTO nowhere (a) VALUES (1)").code(),
-        ErrorCode::UnknownTable
-    );
-    let text = format!(
-        "default_shard = \"s3\"\n{}",
-        RULES.replace("BACKEND", "postgres")
-    );
+    assert_eq!(err(&r, "INSERT INTO nowhere (a) VALUES (1)").code(), ErrorCode::UnknownTable);
+    let text = format!("default_shard = \"s3\"\n{}", RULES.replace("BACKEND", "postgres"));
     let rules = Arc::new(Rules::parse_with_env(&text, "t.toml", &|_| None).unwrap());
     let r2 = Router::new(rules, Arc::new(IdGenerator::new(1).unwrap()));
     let p = plan(&r2, "SELECT * FROM nowhere");
@@ -526,26 +382,14 @@ fn pinned_and_unknown_tables() {
 #[test]
 fn co_located_joins_are_pushed_down() {
     let r = pg();
-    let p = plan(
-        &r,
-        "SELECT u.name, o.amount FROM users u JOIN orders o ON o.user_id = u.id",
-    );
+    let p = plan(&r, "SELECT u.name, o.amount FROM users u JOIN orders o ON o.user_id = u.id");
     assert_eq!(p.targets.len(), 4);
-    let p = plan(
-        &r,
-        "SELECT u.name, o.amount FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = 7",
-    );
+    let p = plan(&r, "SELECT u.name, o.amount FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = 7");
     assert_eq!(names(&r, &p), vec![shard_of_key(&r, 7)]);
     // The constraint carries across the join equality.
-    let p = plan(
-        &r,
-        "SELECT * FROM users u, orders o WHERE o.user_id = u.id AND o.user_id = 7",
-    );
+    let p = plan(&r, "SELECT * FROM users u, orders o WHERE o.user_id = u.id AND o.user_id = 7");
     assert_eq!(names(&r, &p), vec![shard_of_key(&r, 7)]);
-    let p = plan(
-        &r,
-        "SELECT * FROM users u LEFT JOIN orders o ON u.id = o.user_id",
-    );
+    let p = plan(&r, "SELECT * FROM users u LEFT JOIN orders o ON u.id = o.user_id");
     assert_eq!(p.targets.len(), 4);
 }
 
@@ -565,40 +409,18 @@ fn joins_that_cross_shards_are_refused() {
         assert!(e.to_string().contains("cross-shard join"), "{sql}: {e}");
     }
     // The same joins are fine when every table is constrained to one shard.
-    let p = plan(
-        &r,
-        "SELECT * FROM users u, orders o WHERE u.id = 7 AND o.user_id = 7",
-    );
+    let p = plan(&r, "SELECT * FROM users u, orders o WHERE u.id = 7 AND o.user_id = 7");
     assert_eq!(p.targets.len(), 1);
     let s1_key = (1..200).find(|k| shard_of_key(&r, *k) == "s1").unwrap();
-    let p = plan(
-        &r,
-        &format!("SELECT * FROM users u JOIN audit a ON a.user_id = u.id WHERE u.id = {s1_key}"),
-    );
+    let p = plan(&r, &format!("SELECT * FROM users u JOIN audit a ON a.user_id = u.id WHERE u.id = {s1_key}"));
     assert_eq!(names(&r, &p), vec!["s1"]);
 }
 
 #[test]
 fn reference_joins() {
     let r = pg();
-    assert_eq!(
-        plan(
-            &r,
-            "SELECT * FROM users u JOIN countries c ON c.code = u.country"
-        )
-        .targets
-        .len(),
-        4
-    );
-    assert_eq!(
-        plan(
-            &r,
-            "SELECT * FROM users u LEFT JOIN countries c ON c.code = u.country"
-        )
-        .targets
-        .len(),
-        4
-    );
+    assert_eq!(plan(&r, "SELECT * FROM users u JOIN countries c ON c.code = u.country").targets.len(), 4);
+    assert_eq!(plan(&r, "SELECT * FROM users u LEFT JOIN countries c ON c.code = u.country").targets.len(), 4);
     for sql in [
         "SELECT * FROM countries c LEFT JOIN users u ON c.code = u.country",
         "SELECT * FROM users u RIGHT JOIN countries c ON c.code = u.country",
@@ -607,7 +429,12 @@ fn reference_joins() {
         assert!(err(&r, sql).to_string().contains("preserved side"), "{sql}");
     }
     // On one shard every join is fine.
-    assert_eq!(plan(&r, "SELECT * FROM countries c LEFT JOIN users u ON c.code = u.country AND u.id = 3 WHERE u.id = 3").targets.len(), 1);
+    assert_eq!(
+        plan(&r, "SELECT * FROM countries c LEFT JOIN users u ON c.code = u.country AND u.id = 3 WHERE u.id = 3")
+            .targets
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -622,12 +449,9 @@ fn subqueries() {
     assert_eq!(p.targets.len(), 1);
     // An uncorrelated subquery over a sharded table needs every shard.
     assert!(
-        err(
-            &r,
-            "SELECT * FROM users WHERE id = 3 AND EXISTS (SELECT 1 FROM orders WHERE amount > 5)"
-        )
-        .to_string()
-        .contains("correlated")
+        err(&r, "SELECT * FROM users WHERE id = 3 AND EXISTS (SELECT 1 FROM orders WHERE amount > 5)")
+            .to_string()
+            .contains("correlated")
     );
     // Correlated on the key: fine over several shards.
     let p = plan(
@@ -635,10 +459,7 @@ fn subqueries() {
         "SELECT * FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id AND o.amount > 10)",
     );
     assert_eq!(p.targets.len(), 4);
-    let p = plan(
-        &r,
-        "SELECT * FROM users u WHERE u.country IN (SELECT code FROM countries)",
-    );
+    let p = plan(&r, "SELECT * FROM users u WHERE u.country IN (SELECT code FROM countries)");
     assert_eq!(p.targets.len(), 4);
     // Correlation does not narrow the outer rows: NOT EXISTS keeps users without orders.
     let p = plan(
@@ -647,20 +468,11 @@ fn subqueries() {
     );
     assert_eq!(p.targets.len(), 4);
     for (sql, needle) in [
-        (
-            "SELECT * FROM users WHERE id IN (SELECT user_id FROM orders)",
-            "correlated",
-        ),
-        (
-            "SELECT * FROM users u WHERE 2 < (SELECT count(*) FROM orders o WHERE o.user_id = u.id)",
-            "aggregates",
-        ),
+        ("SELECT * FROM users WHERE id IN (SELECT user_id FROM orders)", "correlated"),
+        ("SELECT * FROM users u WHERE 2 < (SELECT count(*) FROM orders o WHERE o.user_id = u.id)", "aggregates"),
         ("SELECT * FROM (SELECT * FROM users) t", "derived table"),
         ("WITH t AS (SELECT * FROM users) SELECT * FROM t", "WITH"),
-        (
-            "SELECT * FROM users WHERE id IN (SELECT id FROM users LIMIT 3)",
-            "subquery",
-        ),
+        ("SELECT * FROM users WHERE id IN (SELECT id FROM users LIMIT 3)", "subquery"),
     ] {
         let e = err(&r, sql);
         assert_eq!(e.code(), ErrorCode::Unsupported, "{sql}");
@@ -713,47 +525,19 @@ fn row_merge(p: &Plan) -> &RowMerge {
 fn limit_offset_is_applied_after_the_merge() {
     let r = pg();
     let p = plan(&r, "SELECT id FROM users ORDER BY id LIMIT 10 OFFSET 5");
-    assert!(
-        p.targets
-            .iter()
-            .all(|t| t.sql.ends_with("ORDER BY id LIMIT 15")),
-        "{}",
-        p.targets[0].sql
-    );
+    assert!(p.targets.iter().all(|t| t.sql.ends_with("ORDER BY id LIMIT 15")), "{}", p.targets[0].sql);
     let m = row_merge(&p);
     assert_eq!((m.limit, m.offset), (Some(10), 5));
-    assert_eq!(
-        m.order_by,
-        vec![SortKey {
-            column: ColumnRef::FromStart(0),
-            descending: false,
-            nulls_first: false
-        }]
-    );
-    let p = plan_p(
-        &r,
-        "SELECT id FROM users ORDER BY id DESC LIMIT $1 OFFSET $2",
-        &[Param::Int(3), Param::Int(4)],
-    );
-    assert!(
-        p.targets[0].sql.ends_with("LIMIT 7"),
-        "{}",
-        p.targets[0].sql
-    );
+    assert_eq!(m.order_by, vec![SortKey { column: ColumnRef::FromStart(0), descending: false, nulls_first: false }]);
+    let p = plan_p(&r, "SELECT id FROM users ORDER BY id DESC LIMIT $1 OFFSET $2", &[Param::Int(3), Param::Int(4)]);
+    assert!(p.targets[0].sql.ends_with("LIMIT 7"), "{}", p.targets[0].sql);
     assert_eq!(p.targets[0].params.as_deref(), Some(&[][..]));
     let m = row_merge(&p);
     assert_eq!((m.limit, m.offset), (Some(3), 4));
-    assert!(
-        m.order_by[0].nulls_first,
-        "PostgreSQL puts NULLs first in DESC"
-    );
+    assert!(m.order_by[0].nulls_first, "PostgreSQL puts NULLs first in DESC");
     // MySQL: LIMIT offset, count; NULLs first in ASC.
     let p = plan(&my(), "SELECT id FROM users ORDER BY name LIMIT 20, 10");
-    assert!(
-        p.targets[0].sql.contains("LIMIT 30"),
-        "{}",
-        p.targets[0].sql
-    );
+    assert!(p.targets[0].sql.contains("LIMIT 30"), "{}", p.targets[0].sql);
     let m = row_merge(&p);
     assert_eq!((m.limit, m.offset), (Some(10), 20));
     assert!(m.order_by[0].nulls_first);
@@ -764,10 +548,7 @@ fn order_by_columns_not_selected_become_hidden() {
     let r = pg();
     let p = plan(&r, "SELECT name FROM users ORDER BY created_at DESC, id");
     let sql = &p.targets[0].sql;
-    assert!(
-        sql.starts_with("SELECT name, created_at AS __sg_hidden_0, id AS __sg_hidden_1 FROM users"),
-        "{sql}"
-    );
+    assert!(sql.starts_with("SELECT name, created_at AS __sg_hidden_0, id AS __sg_hidden_1 FROM users"), "{sql}");
     let m = row_merge(&p);
     assert_eq!(m.hidden, 2);
     assert_eq!(m.order_by[0].column, ColumnRef::FromStart(1));
@@ -798,30 +579,17 @@ fn aggregates_are_rewritten_for_the_merge() {
     let m = row_merge(&p);
     assert!(m.aggregating);
     assert_eq!(m.group_by, vec![ColumnRef::FromStart(0)]);
-    assert!(
-        m.aggregates
-            .contains(&Combine::Count(ColumnRef::FromStart(1)))
-    );
-    assert!(m.aggregates.contains(&Combine::Avg {
-        sum: ColumnRef::FromStart(5),
-        count: ColumnRef::FromStart(6)
-    }));
+    assert!(m.aggregates.contains(&Combine::Count(ColumnRef::FromStart(1))));
+    assert!(m.aggregates.contains(&Combine::Avg { sum: ColumnRef::FromStart(5), count: ColumnRef::FromStart(6) }));
     assert_eq!(m.hidden, 1);
     // Group keys not selected are hidden too; LIMIT stays with the merge.
     let p = plan(&r, "SELECT count(*) FROM users GROUP BY country LIMIT 2");
     let sql = &p.targets[0].sql;
-    assert!(
-        sql.contains("count(*), country AS __sg_hidden_0") && !sql.contains("LIMIT"),
-        "{sql}"
-    );
+    assert!(sql.contains("count(*), country AS __sg_hidden_0") && !sql.contains("LIMIT"), "{sql}");
     assert_eq!(row_merge(&p).limit, Some(2));
     // MySQL names an unaliased AVG column by its text.
     let p = plan(&my(), "SELECT AVG( id ) FROM users");
-    assert!(
-        p.targets[0].sql.contains("AS `AVG( id )`"),
-        "{}",
-        p.targets[0].sql
-    );
+    assert!(p.targets[0].sql.contains("AS `AVG( id )`"), "{}", p.targets[0].sql);
 }
 
 // ---- writes --------------------------------------------------------------
@@ -831,20 +599,10 @@ fn insert_rows_go_to_their_shards() {
     let r = pg();
     let p = plan(&r, "INSERT INTO users (id, name) VALUES (7, 'a')");
     assert_eq!(names(&r, &p), vec![shard_of_key(&r, 7)]);
-    assert_eq!(
-        &*p.targets[0].sql,
-        "INSERT INTO users (id, name) VALUES (7, 'a')"
-    );
+    assert_eq!(&*p.targets[0].sql, "INSERT INTO users (id, name) VALUES (7, 'a')");
     let rows: Vec<i64> = (1..=20).collect();
-    let values = rows
-        .iter()
-        .map(|k| format!("({k}, 'n{k}')"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let p = plan(
-        &r,
-        &format!("INSERT INTO users (id, name) VALUES {values} RETURNING id"),
-    );
+    let values = rows.iter().map(|k| format!("({k}, 'n{k}')")).collect::<Vec<_>>().join(", ");
+    let p = plan(&r, &format!("INSERT INTO users (id, name) VALUES {values} RETURNING id"));
     assert!(p.targets.len() > 1);
     assert_eq!(p.merge, Merge::InsertReturning);
     let mut seen = Vec::new();
@@ -864,23 +622,12 @@ fn insert_rows_go_to_their_shards() {
 #[test]
 fn generated_ids_fill_left_out_columns() {
     let r = pg();
-    let p = plan(
-        &r,
-        "INSERT INTO orders (user_id, amount) VALUES (7, 1.5), (8, 2.5)",
-    );
+    let p = plan(&r, "INSERT INTO orders (user_id, amount) VALUES (7, 1.5), (8, 2.5)");
     for t in &p.targets {
-        assert!(
-            t.sql
-                .starts_with("INSERT INTO orders (user_id, amount, id) VALUES ("),
-            "{}",
-            t.sql
-        );
+        assert!(t.sql.starts_with("INSERT INTO orders (user_id, amount, id) VALUES ("), "{}", t.sql);
     }
     // A time-range table with a generated id and its key given.
-    let p = plan(
-        &r,
-        "INSERT INTO events (user_id, created_at) VALUES (1, '2024-05-01 10:00:00')",
-    );
+    let p = plan(&r, "INSERT INTO events (user_id, created_at) VALUES (1, '2024-05-01 10:00:00')");
     assert_eq!(names(&r, &p), vec!["s1"]);
     assert!(p.targets[0].sql.contains("(user_id, created_at, id)"));
 }
@@ -889,35 +636,14 @@ fn generated_ids_fill_left_out_columns() {
 fn insert_errors() {
     let r = pg();
     let cases: &[(&str, ErrorCode)] = &[
-        (
-            "INSERT INTO users (name) VALUES ('a')",
-            ErrorCode::Unsupported,
-        ),
+        ("INSERT INTO users (name) VALUES ('a')", ErrorCode::Unsupported),
         ("INSERT INTO users VALUES (1, 'a')", ErrorCode::Unsupported),
-        (
-            "INSERT INTO users (id, name) VALUES (NULL, 'a')",
-            ErrorCode::NullKey,
-        ),
-        (
-            "INSERT INTO users (id, name) VALUES (1 + 1, 'a')",
-            ErrorCode::InvalidKeyValue,
-        ),
-        (
-            "INSERT INTO users (id, name) VALUES ('abc', 'a')",
-            ErrorCode::InvalidKeyValue,
-        ),
-        (
-            "INSERT INTO events (user_id, created_at) VALUES (1, '2031-01-01')",
-            ErrorCode::NoShardForKey,
-        ),
-        (
-            "INSERT INTO users (id, name) SELECT id, name FROM users",
-            ErrorCode::Unsupported,
-        ),
-        (
-            "INSERT INTO users (id, name) VALUES (1, 'a') ON CONFLICT (id) DO UPDATE SET id = 2",
-            ErrorCode::Unsupported,
-        ),
+        ("INSERT INTO users (id, name) VALUES (NULL, 'a')", ErrorCode::NullKey),
+        ("INSERT INTO users (id, name) VALUES (1 + 1, 'a')", ErrorCode::InvalidKeyValue),
+        ("INSERT INTO users (id, name) VALUES ('abc', 'a')", ErrorCode::InvalidKeyValue),
+        ("INSERT INTO events (user_id, created_at) VALUES (1, '2031-01-01')", ErrorCode::NoShardForKey),
+        ("INSERT INTO users (id, name) SELECT id, name FROM users", ErrorCode::Unsupported),
+        ("INSERT INTO users (id, name) VALUES (1, 'a') ON CONFLICT (id) DO UPDATE SET id = 2", ErrorCode::Unsupported),
     ];
     for (sql, code) in cases {
         assert_eq!(err(&r, sql).code(), *code, "{sql}");
@@ -928,32 +654,18 @@ fn insert_errors() {
         keys[0], keys[1]
     );
     assert!(err(&r, &conflict).to_string().contains("one shard"));
-    let single = format!(
-        "INSERT INTO users (id, name) VALUES ({0}, 'a') ON CONFLICT (id) DO UPDATE SET name = 'b'",
-        keys[0]
-    );
+    let single =
+        format!("INSERT INTO users (id, name) VALUES ({0}, 'a') ON CONFLICT (id) DO UPDATE SET name = 'b'", keys[0]);
     assert_eq!(plan(&r, &single).targets.len(), 1);
-    let volatile = format!(
-        "INSERT INTO users (id, created_at) VALUES ({}, now()), ({}, now())",
-        keys[0], keys[1]
-    );
+    let volatile = format!("INSERT INTO users (id, created_at) VALUES ({}, now()), ({}, now())", keys[0], keys[1]);
     assert!(err(&r, &volatile).to_string().contains("now()"));
     let m = my();
     assert_eq!(
-        err(
-            &m,
-            "INSERT INTO users (id, name) VALUES (1, 'a') ON DUPLICATE KEY UPDATE id = 3"
-        )
-        .code(),
+        err(&m, "INSERT INTO users (id, name) VALUES (1, 'a') ON DUPLICATE KEY UPDATE id = 3").code(),
         ErrorCode::Unsupported
     );
     assert_eq!(
-        plan(
-            &m,
-            "INSERT INTO users (id, name) VALUES (1, 'a') ON DUPLICATE KEY UPDATE name = 'c'"
-        )
-        .targets
-        .len(),
+        plan(&m, "INSERT INTO users (id, name) VALUES (1, 'a') ON DUPLICATE KEY UPDATE name = 'c'").targets.len(),
         1
     );
 }
@@ -967,47 +679,23 @@ fn update_and_delete() {
     let p = plan(&r, "DELETE FROM users WHERE id IN (1, 2, 3, 4, 5, 6)");
     assert!(p.targets.len() > 1);
     assert_eq!(p.merge, Merge::SumCounts);
-    for sql in [
-        "UPDATE users SET name = 'x'",
-        "DELETE FROM users WHERE name = 'x'",
-        "DELETE FROM orders WHERE amount > 3",
-    ] {
+    for sql in
+        ["UPDATE users SET name = 'x'", "DELETE FROM users WHERE name = 'x'", "DELETE FROM orders WHERE amount > 3"]
+    {
         let e = err(&r, sql);
-        assert!(
-            e.to_string().contains("policy.allow_scatter_writes"),
-            "{sql}: {e}"
-        );
+        assert!(e.to_string().contains("policy.allow_scatter_writes"), "{sql}: {e}");
     }
     let e = err(&r, "UPDATE users SET id = 9 WHERE id = 7");
     assert!(e.to_string().contains("sharding key"), "{e}");
     assert_eq!(
-        err(
-            &r,
-            "UPDATE users SET name = 'x' WHERE id IN (1,2,3,4,5,6,7,8) AND random() > 0.5"
-        )
-        .code(),
+        err(&r, "UPDATE users SET name = 'x' WHERE id IN (1,2,3,4,5,6,7,8) AND random() > 0.5").code(),
         ErrorCode::Unsupported
     );
     let m = my();
-    assert_eq!(
-        err(
-            &m,
-            "DELETE FROM users WHERE id IN (1,2,3,4,5,6,7,8) LIMIT 1"
-        )
-        .code(),
-        ErrorCode::Unsupported
-    );
-    assert_eq!(
-        plan(&m, "DELETE FROM users WHERE id = 1 LIMIT 1")
-            .targets
-            .len(),
-        1
-    );
+    assert_eq!(err(&m, "DELETE FROM users WHERE id IN (1,2,3,4,5,6,7,8) LIMIT 1").code(), ErrorCode::Unsupported);
+    assert_eq!(plan(&m, "DELETE FROM users WHERE id = 1 LIMIT 1").targets.len(), 1);
     // Allowed by the rule file: every shard.
-    let text = format!(
-        "{}\n[policy]\nallow_scatter_writes = true\n",
-        RULES.replace("BACKEND", "postgres")
-    );
+    let text = format!("{}\n[policy]\nallow_scatter_writes = true\n", RULES.replace("BACKEND", "postgres"));
     let rules = Arc::new(Rules::parse_with_env(&text, "t.toml", &|_| None).unwrap());
     let r2 = Router::new(rules, Arc::new(IdGenerator::new(1).unwrap()));
     assert_eq!(plan(&r2, "UPDATE users SET name = 'x'").targets.len(), 4);
@@ -1021,25 +709,9 @@ fn ddl() {
     let p = plan(&r, "CREATE TABLE users (id bigint PRIMARY KEY, name text)");
     assert_eq!(p.targets.len(), 4);
     assert_eq!(p.kind, StatementKind::Ddl);
-    assert_eq!(
-        plan(
-            &r,
-            "CREATE TABLE countries (code char(2) PRIMARY KEY, name text)"
-        )
-        .targets
-        .len(),
-        4
-    );
-    assert_eq!(
-        names(&r, &plan(&r, "CREATE TABLE audit (id serial PRIMARY KEY)")),
-        vec!["s1"]
-    );
-    assert_eq!(
-        plan(&r, "CREATE INDEX ON orders (user_id, amount)")
-            .targets
-            .len(),
-        4
-    );
+    assert_eq!(plan(&r, "CREATE TABLE countries (code char(2) PRIMARY KEY, name text)").targets.len(), 4);
+    assert_eq!(names(&r, &plan(&r, "CREATE TABLE audit (id serial PRIMARY KEY)")), vec!["s1"]);
+    assert_eq!(plan(&r, "CREATE INDEX ON orders (user_id, amount)").targets.len(), 4);
     assert_eq!(plan(&r, "TRUNCATE users, orders").targets.len(), 4);
     assert_eq!(plan(&r, "DROP TABLE IF EXISTS users").targets.len(), 4);
     for sql in [
@@ -1054,22 +726,10 @@ fn ddl() {
     ] {
         assert_eq!(err(&r, sql).code(), ErrorCode::Unsupported, "{sql}");
     }
-    assert_eq!(
-        plan(
-            &r,
-            "CREATE TABLE orders (id bigint, user_id bigint, PRIMARY KEY (user_id, id))"
-        )
-        .targets
-        .len(),
-        4
-    );
+    assert_eq!(plan(&r, "CREATE TABLE orders (id bigint, user_id bigint, PRIMARY KEY (user_id, id))").targets.len(), 4);
     let m = my();
     assert_eq!(
-        err(
-            &m,
-            "CREATE TABLE orders (id bigint AUTO_INCREMENT, user_id bigint)"
-        )
-        .code(),
+        err(&m, "CREATE TABLE orders (id bigint AUTO_INCREMENT, user_id bigint)").code(),
         ErrorCode::Unsupported
     );
 }
@@ -1091,17 +751,14 @@ fn unparsable_statements() {
 fn several_statements_in_one_string() {
     let r = pg();
     let plans = r
-        .route("INSERT INTO users (id, name) VALUES (1, 'a;b'); SELECT * FROM users WHERE id = 1; -- done;\n", &RouteContext::new(&[]))
+        .route(
+            "INSERT INTO users (id, name) VALUES (1, 'a;b'); SELECT * FROM users WHERE id = 1; -- done;\n",
+            &RouteContext::new(&[]),
+        )
         .unwrap();
     assert_eq!(plans.len(), 2);
-    assert_eq!(
-        &*plans[0].targets[0].sql,
-        "INSERT INTO users (id, name) VALUES (1, 'a;b')"
-    );
-    assert_eq!(
-        &*plans[1].targets[0].sql,
-        "SELECT * FROM users WHERE id = 1"
-    );
+    assert_eq!(&*plans[0].targets[0].sql, "INSERT INTO users (id, name) VALUES (1, 'a;b')");
+    assert_eq!(&*plans[1].targets[0].sql, "SELECT * FROM users WHERE id = 1");
     assert_eq!(split_statements("  ;; ", BackendKind::Postgres).len(), 0);
 }
 
@@ -1127,68 +784,37 @@ fn transactions_write_to_one_shard() {
     let rules = r.rules().clone();
     let keys = keys_on_distinct_shards(&r, 2);
     let mut txn = TxnState::default();
-    let w1 = plan(
-        &r,
-        &format!("UPDATE users SET name = 'a' WHERE id = {}", keys[0]),
-    );
-    let w2 = plan(
-        &r,
-        &format!("UPDATE users SET name = 'b' WHERE id = {}", keys[1]),
-    );
+    let w1 = plan(&r, &format!("UPDATE users SET name = 'a' WHERE id = {}", keys[0]));
+    let w2 = plan(&r, &format!("UPDATE users SET name = 'b' WHERE id = {}", keys[1]));
     let scatter = plan(&r, "SELECT count(*) FROM users");
-    txn.admit(&scatter, TxnPolicy::SingleShardWrites, &rules)
-        .unwrap();
-    txn.admit(&w1, TxnPolicy::SingleShardWrites, &rules)
-        .unwrap();
-    txn.admit(&w1, TxnPolicy::SingleShardWrites, &rules)
-        .unwrap();
-    txn.admit(&scatter, TxnPolicy::SingleShardWrites, &rules)
-        .unwrap();
-    let e = txn
-        .admit(&w2, TxnPolicy::SingleShardWrites, &rules)
-        .unwrap_err();
+    txn.admit(&scatter, TxnPolicy::SingleShardWrites, &rules).unwrap();
+    txn.admit(&w1, TxnPolicy::SingleShardWrites, &rules).unwrap();
+    txn.admit(&w1, TxnPolicy::SingleShardWrites, &rules).unwrap();
+    txn.admit(&scatter, TxnPolicy::SingleShardWrites, &rules).unwrap();
+    let e = txn.admit(&w2, TxnPolicy::SingleShardWrites, &rules).unwrap_err();
     assert_eq!(e.code(), ErrorCode::CrossShardTransaction);
     let msg = e.to_string();
     assert!(msg.contains("cross-shard transaction"), "{msg}");
-    assert!(
-        msg.contains(&shard_of_key(&r, keys[0])) && msg.contains(&shard_of_key(&r, keys[1])),
-        "{msg}"
-    );
+    assert!(msg.contains(&shard_of_key(&r, keys[0])) && msg.contains(&shard_of_key(&r, keys[1])), "{msg}");
     // A reference-table write inside a transaction touches every shard.
     let mut fresh = TxnState::default();
     let bcast = plan(&r, "INSERT INTO countries (code, name) VALUES ('X', 'x')");
-    assert!(
-        fresh
-            .admit(&bcast, TxnPolicy::SingleShardWrites, &rules)
-            .is_err()
-    );
+    assert!(fresh.admit(&bcast, TxnPolicy::SingleShardWrites, &rules).is_err());
     // Strict: no second shard, reads included.
     let mut strict = TxnState::default();
     strict.admit(&w1, TxnPolicy::Strict, &rules).unwrap();
     assert!(strict.admit(&scatter, TxnPolicy::Strict, &rules).is_err());
     // Opt-in multi-shard writes.
     let mut multi = TxnState::default();
-    multi
-        .admit(&w1, TxnPolicy::MultiShardWrites, &rules)
-        .unwrap();
-    multi
-        .admit(&w2, TxnPolicy::MultiShardWrites, &rules)
-        .unwrap();
+    multi.admit(&w1, TxnPolicy::MultiShardWrites, &rules).unwrap();
+    multi.admit(&w2, TxnPolicy::MultiShardWrites, &rules).unwrap();
 }
 
 #[test]
 fn every_error_has_its_code() {
     let r = pg();
-    assert_eq!(
-        err(&r, "SELECT * FROM users u JOIN orders o ON o.id = u.id")
-            .code()
-            .sqlstate(),
-        "0A000"
-    );
+    assert_eq!(err(&r, "SELECT * FROM users u JOIN orders o ON o.id = u.id").code().sqlstate(), "0A000");
     assert_eq!(err(&r, "SELEKT * FROM users").code().sqlstate(), "42601");
     assert_eq!(err(&r, "SELECT * FROM nope").code().sqlstate(), "42P01");
-    assert_eq!(
-        err(&my(), "SELECT * FROM nope").code().mysql(),
-        (1146, "42S02")
-    );
+    assert_eq!(err(&my(), "SELECT * FROM nope").code().mysql(), (1146, "42S02"));
 }

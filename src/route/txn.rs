@@ -41,12 +41,7 @@ pub struct TxnState {
 impl TxnState {
     /// Admits a planned statement into the transaction, pinning it on its
     /// first write; refuses it when it breaks the policy.
-    pub fn admit(
-        &mut self,
-        plan: &Plan,
-        policy: TxnPolicy,
-        rules: &Rules,
-    ) -> Result<(), RouteError> {
+    pub fn admit(&mut self, plan: &Plan, policy: TxnPolicy, rules: &Rules) -> Result<(), RouteError> {
         let writes = matches!(plan.kind, StatementKind::Write | StatementKind::Ddl);
         let shards: Vec<ShardId> = plan.shards().collect();
         let pins = match policy {
@@ -55,20 +50,11 @@ impl TxnState {
             TxnPolicy::MultiShardWrites => false,
         };
         if pins {
-            let wanted = |shards: &[ShardId]| {
-                shards
-                    .iter()
-                    .map(|s| rules.shard(*s).name.clone())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let wanted =
+                |shards: &[ShardId]| shards.iter().map(|s| rules.shard(*s).name.clone()).collect::<Vec<_>>().join(", ");
             let candidate = match (self.pinned, shards.as_slice()) {
                 (Some(p), s) if s.iter().all(|x| *x == p) => p,
-                (None, [one])
-                    if policy != TxnPolicy::Strict || self.touched.iter().all(|t| t == one) =>
-                {
-                    *one
-                }
+                (None, [one]) if policy != TxnPolicy::Strict || self.touched.iter().all(|t| t == one) => *one,
                 (pinned, s) => {
                     let pinned = pinned.or_else(|| self.touched.first().copied());
                     return Err(RouteError::CrossShardTransaction {

@@ -138,10 +138,7 @@ impl Keyspace {
         lit: Literal<'_>,
         cx: &KeyContext,
     ) -> Result<(KeyPlacement, Option<KeyValue>), KeyError> {
-        let cx = KeyContext {
-            collation: self.collation,
-            ..*cx
-        };
+        let cx = KeyContext { collation: self.collation, ..*cx };
         Ok(match canonicalize(self.key_type, lit, &cx)? {
             Canonical::Value(v) => (self.shard_of(ring, &v), Some(v)),
             Canonical::Null | Canonical::NoMatch => (KeyPlacement::Nowhere, None),
@@ -191,22 +188,13 @@ impl Rules {
     }
 
     /// Like [`Rules::parse`], reading `${VAR}` references through `env`.
-    pub fn parse_with_env(
-        text: &str,
-        origin: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Rules, RuleErrors> {
+    pub fn parse_with_env(text: &str, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Rules, RuleErrors> {
         validate::validate(text, origin, env)
     }
 
     /// Rebuilds the name index after `tables` changed.
     fn index_tables(&mut self) {
-        self.by_name = self
-            .tables
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
+        self.by_name = self.tables.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
     }
 
     pub fn shard(&self, id: ShardId) -> &Shard {
@@ -235,13 +223,7 @@ impl Rules {
         let find = |key: &str| self.by_name.get(key).map(|&i| &self.tables[i]);
         match schema {
             None => find(name).or_else(|| find(&format!("{default_schema}.{name}"))),
-            Some(s) => find(&format!("{s}.{name}")).or_else(|| {
-                if s == default_schema {
-                    find(name)
-                } else {
-                    None
-                }
-            }),
+            Some(s) => find(&format!("{s}.{name}")).or_else(|| if s == default_schema { find(name) } else { None }),
         }
     }
 
@@ -277,16 +259,8 @@ impl Rules {
                 s.endpoint,
                 s.database,
                 s.user,
-                if slices.is_empty() {
-                    String::new()
-                } else {
-                    format!("  hash slices {}", slices.join(", "))
-                },
-                if s.replicas.is_empty() {
-                    String::new()
-                } else {
-                    format!("  replicas {}", s.replicas.len())
-                },
+                if slices.is_empty() { String::new() } else { format!("  hash slices {}", slices.join(", ")) },
+                if s.replicas.is_empty() { String::new() } else { format!("  replicas {}", s.replicas.len()) },
             );
         }
         let _ = writeln!(out, "keyspaces ({}):", self.keyspaces.len());
@@ -305,8 +279,7 @@ impl Rules {
                     );
                     for range in r.ranges().iter().take(12) {
                         let t = |v: Option<i64>, open: &str| {
-                            v.map(|v| KeyValue::Timestamp(v).to_string())
-                                .unwrap_or_else(|| open.to_string())
+                            v.map(|v| KeyValue::Timestamp(v).to_string()).unwrap_or_else(|| open.to_string())
                         };
                         let _ = writeln!(
                             out,
@@ -326,19 +299,12 @@ impl Rules {
         for t in &self.tables {
             let place = match &t.placement {
                 TablePlacement::Sharded { keyspace, key } => {
-                    format!(
-                        "sharded by {key} in keyspace {}",
-                        self.keyspaces[*keyspace].name
-                    )
+                    format!("sharded by {key} in keyspace {}", self.keyspaces[*keyspace].name)
                 }
                 TablePlacement::Reference => "reference (a copy on every shard)".to_string(),
                 TablePlacement::Pinned(s) => format!("pinned to {}", self.shard(*s).name),
             };
-            let generated = t
-                .generated_id
-                .as_ref()
-                .map(|c| format!(", {c} generated"))
-                .unwrap_or_default();
+            let generated = t.generated_id.as_ref().map(|c| format!(", {c} generated")).unwrap_or_default();
             let _ = writeln!(out, "  {:<20} {place}{generated}", t.name);
         }
         let _ = writeln!(
@@ -352,11 +318,7 @@ impl Rules {
         let _ = writeln!(
             out,
             "writes without a sharding key: {}",
-            if self.policy.allow_scatter_writes {
-                "sent to every shard"
-            } else {
-                "refused"
-            }
+            if self.policy.allow_scatter_writes { "sent to every shard" } else { "refused" }
         );
         let _ = writeln!(out, "examples verified: {}", self.examples.len());
         out

@@ -9,10 +9,7 @@ use chrono::NaiveDate;
 use toml::Spanned;
 
 use super::raw::{Algorithm, RawExampleKey, RawPort, RawRules};
-use super::{
-    Endpoint, Example, KeyPlacement, Keyspace, Placement, Policy, Rules, Shard, TablePlacement,
-    TableRule,
-};
+use super::{Endpoint, Example, KeyPlacement, Keyspace, Placement, Policy, Rules, Shard, TablePlacement, TableRule};
 use crate::sharding::hash::{HashRing, check_cover};
 use crate::sharding::key::{Literal, datetime_to_micros, parse_timestamp};
 use crate::sharding::time_range::{TimeRange, TimeRanges, generate};
@@ -37,11 +34,7 @@ impl RuleErrors {
     pub(super) fn io(path: &Path, e: std::io::Error) -> RuleErrors {
         RuleErrors {
             origin: path.display().to_string(),
-            errors: vec![RuleError {
-                line: 0,
-                column: 0,
-                message: format!("cannot read the rule file: {e}"),
-            }],
+            errors: vec![RuleError { line: 0, column: 0, message: format!("cannot read the rule file: {e}") }],
         }
     }
 }
@@ -75,20 +68,11 @@ impl Checker<'_> {
         let before = &self.text[..span.start.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        self.errors.push(RuleError {
-            line,
-            column,
-            message: message.into(),
-        });
+        self.errors.push(RuleError { line, column, message: message.into() });
     }
 
     /// Expands `${VAR}` and `${VAR:-default}` in a string value.
-    fn expand(
-        &mut self,
-        v: &Spanned<String>,
-        field: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> String {
+    fn expand(&mut self, v: &Spanned<String>, field: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
         match expand_env(v.get_ref(), env) {
             Ok(s) => s,
             Err(var) => {
@@ -108,18 +92,12 @@ impl Checker<'_> {
                 Ok(s) => match s.trim().parse::<u16>() {
                     Ok(n) if n > 0 => n,
                     _ => {
-                        self.at(
-                            p.span(),
-                            format!("`port` must be a number from 1 to 65535, not `{s}`"),
-                        );
+                        self.at(p.span(), format!("`port` must be a number from 1 to 65535, not `{s}`"));
                         0
                     }
                 },
                 Err(var) => {
-                    self.at(
-                        p.span(),
-                        format!("`port` names the environment variable {var}, which is not set"),
-                    );
+                    self.at(p.span(), format!("`port` names the environment variable {var}, which is not set"));
                     0
                 }
             },
@@ -143,10 +121,7 @@ pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
             Some((n, d)) => (n, Some(d)),
             None => (inner, None),
         };
-        match env(name)
-            .filter(|v| !v.is_empty())
-            .or(default.map(str::to_string))
-        {
+        match env(name).filter(|v| !v.is_empty()).or(default.map(str::to_string)) {
             Some(v) => out.push_str(&v),
             None => return Err(name.to_string()),
         }
@@ -157,9 +132,7 @@ pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
 }
 
 fn is_identifier(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn parse_day(s: &str) -> Option<NaiveDate> {
@@ -176,40 +149,21 @@ fn time_bound(s: &str, ty: KeyType) -> Option<i64> {
     Some(local - i64::from(p.offset_seconds.unwrap_or(0)) * 1_000_000)
 }
 
-pub(super) fn validate(
-    text: &str,
-    origin: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Rules, RuleErrors> {
-    let fail = |errors| {
-        Err(RuleErrors {
-            origin: origin.to_string(),
-            errors,
-        })
-    };
+pub(super) fn validate(text: &str, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Rules, RuleErrors> {
+    let fail = |errors| Err(RuleErrors { origin: origin.to_string(), errors });
     let raw: RawRules = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
-            let mut c = Checker {
-                text,
-                errors: Vec::new(),
-            };
+            let mut c = Checker { text, errors: Vec::new() };
             let message = e.message().trim().to_string();
             match e.span() {
                 Some(span) => c.at(span, message),
-                None => c.errors.push(RuleError {
-                    line: 0,
-                    column: 0,
-                    message,
-                }),
+                None => c.errors.push(RuleError { line: 0, column: 0, message }),
             }
             return fail(c.errors);
         }
     };
-    let mut c = Checker {
-        text,
-        errors: Vec::new(),
-    };
+    let mut c = Checker { text, errors: Vec::new() };
     let backend = *raw.backend.get_ref();
 
     // Shards.
@@ -219,19 +173,13 @@ pub(super) fn validate(
         c.at(raw.backend.span(), "the rule file declares no [[shard]]");
     }
     if raw.shards.len() > MAX_SHARDS {
-        c.at(
-            raw.shards[MAX_SHARDS].span(),
-            format!("at most {MAX_SHARDS} shards are supported"),
-        );
+        c.at(raw.shards[MAX_SHARDS].span(), format!("at most {MAX_SHARDS} shards are supported"));
     }
     for (i, rs) in raw.shards.iter().enumerate().take(MAX_SHARDS) {
         let s = rs.get_ref();
         let name = s.name.get_ref().clone();
         if !is_identifier(&name) {
-            c.at(
-                s.name.span(),
-                format!("shard name `{name}` must be letters, digits, `_` or `-`"),
-            );
+            c.at(s.name.span(), format!("shard name `{name}` must be letters, digits, `_` or `-`"));
         }
         let id = ShardId(i as u16);
         if shard_ids.insert(name.clone(), id).is_some() {
@@ -239,10 +187,7 @@ pub(super) fn validate(
         }
         let password = match (&s.password, &s.password_env) {
             (Some(_), Some(pe)) => {
-                c.at(
-                    pe.span(),
-                    "give either `password` or `password_env`, not both",
-                );
+                c.at(pe.span(), "give either `password` or `password_env`, not both");
                 None
             }
             (Some(p), None) => Some(c.expand(p, "password", env)),
@@ -256,27 +201,18 @@ pub(super) fn validate(
         for sl in s.slices.iter().flatten() {
             match sl.get_ref().parse::<Slice>() {
                 Ok(v) => slices.push(v),
-                Err(e) => c.at(
-                    sl.span(),
-                    format!("slice `{}` of shard {name}: {e}", sl.get_ref()),
-                ),
+                Err(e) => c.at(sl.span(), format!("slice `{}` of shard {name}: {e}", sl.get_ref())),
             }
         }
         let replicas = s
             .replicas
             .iter()
-            .map(|r| Endpoint {
-                host: c.expand(&r.get_ref().host, "host", env),
-                port: c.port(&r.get_ref().port, env),
-            })
+            .map(|r| Endpoint { host: c.expand(&r.get_ref().host, "host", env), port: c.port(&r.get_ref().port, env) })
             .collect();
         shards.push(Shard {
             id,
             name,
-            endpoint: Endpoint {
-                host: c.expand(&s.host, "host", env),
-                port: c.port(&s.port, env),
-            },
+            endpoint: Endpoint { host: c.expand(&s.host, "host", env), port: c.port(&s.port, env) },
             database: c.expand(&s.database, "database", env),
             user: c.expand(&s.user, "user", env),
             password,
@@ -293,48 +229,24 @@ pub(super) fn validate(
             s.slices = vec![Slice::equal_part(i, n)];
         }
     }
-    let pairs: Vec<(Slice, ShardId)> = shards
-        .iter()
-        .flat_map(|s| s.slices.iter().map(move |sl| (*sl, s.id)))
-        .collect();
-    let uses_hash = raw
-        .keyspaces
-        .values()
-        .any(|k| *k.get_ref().algorithm.get_ref() == Algorithm::Hash);
+    let pairs: Vec<(Slice, ShardId)> = shards.iter().flat_map(|s| s.slices.iter().map(move |sl| (*sl, s.id))).collect();
+    let uses_hash = raw.keyspaces.values().any(|k| *k.get_ref().algorithm.get_ref() == Algorithm::Hash);
     if uses_hash && !shards.is_empty() {
-        let named: Vec<(Slice, String)> = pairs
-            .iter()
-            .map(|(sl, id)| (*sl, shards[id.index()].name.clone()))
-            .collect();
-        let span = raw
-            .shards
-            .iter()
-            .find(|s| s.get_ref().slices.is_some())
-            .map_or(0..0, |s| s.span());
+        let named: Vec<(Slice, String)> = pairs.iter().map(|(sl, id)| (*sl, shards[id.index()].name.clone())).collect();
+        let span = raw.shards.iter().find(|s| s.get_ref().slices.is_some()).map_or(0..0, |s| s.span());
         for problem in check_cover(&named) {
             c.at(span.clone(), format!("hash slices: {problem}"));
         }
     }
-    let ring = HashRing::new(if pairs.is_empty() {
-        vec![(Slice::FULL, ShardId(0))]
-    } else {
-        pairs
-    });
+    let ring = HashRing::new(if pairs.is_empty() { vec![(Slice::FULL, ShardId(0))] } else { pairs });
 
-    let known_shards = shards
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let known_shards = shards.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
     let lookup_shard = |c: &mut Checker, s: &Spanned<String>, what: &str| -> Option<ShardId> {
         let id = shard_ids.get(s.get_ref()).copied();
         if id.is_none() {
             c.at(
                 s.span(),
-                format!(
-                    "{what} names shard `{}`, which is not declared (shards: {known_shards})",
-                    s.get_ref()
-                ),
+                format!("{what} names shard `{}`, which is not declared (shards: {known_shards})", s.get_ref()),
             );
         }
         id
@@ -350,10 +262,7 @@ pub(super) fn validate(
         let collation = match (&k.text_collation, key_type) {
             (Some(tc), KeyType::Text) => *tc.get_ref(),
             (Some(tc), _) => {
-                c.at(
-                    tc.span(),
-                    format!("keyspace {name}: `text_collation` applies to text keys only"),
-                );
+                c.at(tc.span(), format!("keyspace {name}: `text_collation` applies to text keys only"));
                 TextCollation::Exact
             }
             (None, _) => TextCollation::default_for(backend),
@@ -367,10 +276,7 @@ pub(super) fn validate(
                     );
                 }
                 if let Some(g) = &k.generate {
-                    c.at(
-                        g.span(),
-                        format!("keyspace {name}: `generate` belongs to time_range keyspaces"),
-                    );
+                    c.at(g.span(), format!("keyspace {name}: `generate` belongs to time_range keyspaces"));
                 }
                 Placement::Hash
             }
@@ -378,31 +284,33 @@ pub(super) fn validate(
                 if !key_type.is_temporal() {
                     c.at(
                         k.key_type.span(),
-                        format!("keyspace {name}: time_range needs a date, timestamp or timestamptz key, not {key_type}"),
+                        format!(
+                            "keyspace {name}: time_range needs a date, timestamp or timestamptz key, not {key_type}"
+                        ),
                     );
                 }
                 let mut ranges = Vec::new();
                 match (&k.ranges, &k.generate) {
-                    (Some(_), Some(g)) => c.at(
-                        g.span(),
-                        format!("keyspace {name}: give `ranges` or `generate`, not both"),
-                    ),
-                    (None, None) => c.at(
-                        rk.span(),
-                        format!(
-                            "keyspace {name}: a time_range keyspace needs `ranges` or `generate`"
-                        ),
-                    ),
+                    (Some(_), Some(g)) => {
+                        c.at(g.span(), format!("keyspace {name}: give `ranges` or `generate`, not both"))
+                    }
+                    (None, None) => {
+                        c.at(rk.span(), format!("keyspace {name}: a time_range keyspace needs `ranges` or `generate`"))
+                    }
                     (Some(rs), None) => {
                         for r in rs {
                             let rr = r.get_ref();
-                            let mut bound = |b: &Option<Spanned<String>>,
-                                             field: &str|
-                             -> Option<i64> {
+                            let mut bound = |b: &Option<Spanned<String>>, field: &str| -> Option<i64> {
                                 let b = b.as_ref()?;
                                 let v = time_bound(b.get_ref(), key_type);
                                 if v.is_none() {
-                                    c.at(b.span(), format!("keyspace {name}: `{field}` = `{}` is not a YYYY-MM-DD[ HH:MM:SS] time", b.get_ref()));
+                                    c.at(
+                                        b.span(),
+                                        format!(
+                                            "keyspace {name}: `{field}` = `{}` is not a YYYY-MM-DD[ HH:MM:SS] time",
+                                            b.get_ref()
+                                        ),
+                                    );
                                 }
                                 v
                             };
@@ -411,16 +319,9 @@ pub(super) fn validate(
                             if let (Some(f), Some(t)) = (from, to)
                                 && f >= t
                             {
-                                c.at(
-                                    r.span(),
-                                    format!("keyspace {name}: range `from` must be before `to`"),
-                                );
+                                c.at(r.span(), format!("keyspace {name}: range `from` must be before `to`"));
                             }
-                            if let Some(shard) = lookup_shard(
-                                &mut c,
-                                &rr.shard,
-                                &format!("keyspace {name}: a range"),
-                            ) {
+                            if let Some(shard) = lookup_shard(&mut c, &rr.shard, &format!("keyspace {name}: a range")) {
                                 ranges.push((TimeRange { from, to, shard }, r.span()));
                             }
                         }
@@ -430,36 +331,24 @@ pub(super) fn validate(
                         let start = parse_day(gr.start.get_ref());
                         let end = parse_day(gr.end.get_ref());
                         if start.is_none() {
-                            c.at(
-                                gr.start.span(),
-                                format!("keyspace {name}: `start` must be a YYYY-MM-DD date"),
-                            );
+                            c.at(gr.start.span(), format!("keyspace {name}: `start` must be a YYYY-MM-DD date"));
                         }
                         if end.is_none() {
-                            c.at(
-                                gr.end.span(),
-                                format!("keyspace {name}: `end` must be a YYYY-MM-DD date"),
-                            );
+                            c.at(gr.end.span(), format!("keyspace {name}: `end` must be a YYYY-MM-DD date"));
                         }
                         let mut ids = Vec::new();
                         for s in gr.shards.get_ref() {
                             match shard_ids.get(s) {
                                 Some(id) => ids.push(*id),
-                                None => c.at(gr.shards.span(), format!("keyspace {name}: `shards` names `{s}`, which is not declared")),
+                                None => c.at(
+                                    gr.shards.span(),
+                                    format!("keyspace {name}: `shards` names `{s}`, which is not declared"),
+                                ),
                             }
                         }
                         if let (Some(start), Some(end)) = (start, end) {
-                            match generate(
-                                start,
-                                end,
-                                *gr.interval.get_ref(),
-                                &ids,
-                                gr.open_start,
-                                gr.open_end,
-                            ) {
-                                Ok(gen_ranges) => {
-                                    ranges.extend(gen_ranges.into_iter().map(|r| (r, g.span())))
-                                }
+                            match generate(start, end, *gr.interval.get_ref(), &ids, gr.open_start, gr.open_end) {
+                                Ok(gen_ranges) => ranges.extend(gen_ranges.into_iter().map(|r| (r, g.span()))),
                                 Err(e) => c.at(g.span(), format!("keyspace {name}: {e}")),
                             }
                         }
@@ -472,10 +361,7 @@ pub(super) fn validate(
                     // are of the sorted list; find the original by value).
                     let a = &unsorted.ranges()[i];
                     let b = &unsorted.ranges()[j];
-                    let span = ranges
-                        .iter()
-                        .position(|(r, _)| r == b)
-                        .map_or(rk.span(), |p| spans[p].clone());
+                    let span = ranges.iter().position(|(r, _)| r == b).map_or(rk.span(), |p| spans[p].clone());
                     c.at(
                         span,
                         format!(
@@ -489,12 +375,7 @@ pub(super) fn validate(
             }
         };
         keyspace_ids.insert(name.clone(), keyspaces.len());
-        keyspaces.push(Keyspace {
-            name: name.clone(),
-            key_type,
-            collation,
-            placement,
-        });
+        keyspaces.push(Keyspace { name: name.clone(), key_type, collation, placement });
     }
 
     // Tables.
@@ -505,13 +386,7 @@ pub(super) fn validate(
         let name = t.name.get_ref().trim().to_lowercase();
         let parts: Vec<&str> = name.split('.').collect();
         if parts.len() > 2 || parts.iter().any(|p| p.is_empty()) {
-            c.at(
-                t.name.span(),
-                format!(
-                    "table name `{}` must be `table` or `schema.table`",
-                    t.name.get_ref()
-                ),
-            );
+            c.at(t.name.span(), format!("table name `{}` must be `table` or `schema.table`", t.name.get_ref()));
         }
         if !seen.insert(name.clone()) {
             c.at(t.name.span(), format!("table `{name}` is listed twice"));
@@ -535,10 +410,7 @@ pub(super) fn validate(
             }
         } else {
             let (Some(ks), Some(key)) = (&t.keyspace, &t.key) else {
-                c.at(
-                    rt.span(),
-                    format!("table `{name}`: a sharded table needs both `keyspace` and `key`"),
-                );
+                c.at(rt.span(), format!("table `{name}`: a sharded table needs both `keyspace` and `key`"));
                 continue;
             };
             let Some(&ki) = keyspace_ids.get(ks.get_ref()) else {
@@ -555,30 +427,19 @@ pub(super) fn validate(
             };
             let key = key.get_ref().trim().to_lowercase();
             if key.is_empty() {
-                c.at(
-                    t.key.as_ref().map_or(rt.span(), |k| k.span()),
-                    format!("table `{name}`: `key` is empty"),
-                );
+                c.at(t.key.as_ref().map_or(rt.span(), |k| k.span()), format!("table `{name}`: `key` is empty"));
             }
             TablePlacement::Sharded { keyspace: ki, key }
         };
         tables.push(TableRule {
             name,
             placement,
-            generated_id: t
-                .generated_id
-                .as_ref()
-                .map(|g| g.get_ref().trim().to_lowercase()),
+            generated_id: t.generated_id.as_ref().map(|g| g.get_ref().trim().to_lowercase()),
         });
     }
 
-    let default_shard = raw
-        .default_shard
-        .as_ref()
-        .and_then(|d| lookup_shard(&mut c, d, "`default_shard`"));
-    let policy = Policy {
-        allow_scatter_writes: raw.policy.allow_scatter_writes,
-    };
+    let default_shard = raw.default_shard.as_ref().and_then(|d| lookup_shard(&mut c, d, "`default_shard`"));
+    let policy = Policy { allow_scatter_writes: raw.policy.allow_scatter_writes };
 
     if !c.errors.is_empty() {
         return fail(c.errors);
@@ -606,10 +467,7 @@ pub(super) fn validate(
             None => (None, tname.as_str()),
         };
         let Some(table) = rules.table(schema, bare).cloned() else {
-            c.at(
-                e.table.span(),
-                format!("example names table `{tname}`, which has no rule"),
-            );
+            c.at(e.table.span(), format!("example names table `{tname}`, which has no rule"));
             continue;
         };
         let Some(expected) = lookup_shard(&mut c, &e.shard, "example") else {
@@ -629,12 +487,7 @@ pub(super) fn validate(
         };
         match rules.locate(&table, lit) {
             Ok(KeyPlacement::Shard(actual)) if actual == expected => {
-                examples.push(Example {
-                    table: tname.clone(),
-                    key: key_text,
-                    shard: expected,
-                    line,
-                });
+                examples.push(Example { table: tname.clone(), key: key_text, shard: expected, line });
             }
             Ok(KeyPlacement::Shard(actual)) => c.at(
                 e.key.span(),
@@ -644,10 +497,7 @@ pub(super) fn validate(
                     rules.shard(expected).name
                 ),
             ),
-            Ok(_) => c.at(
-                e.key.span(),
-                format!("example: key {key_text} of {tname} has no shard"),
-            ),
+            Ok(_) => c.at(e.key.span(), format!("example: key {key_text} of {tname} has no shard")),
             Err(err) => c.at(e.key.span(), format!("example: {err}")),
         }
     }
@@ -766,52 +616,32 @@ ranges = [{{ to = \"2024-01-01\", shard = \"s0\" }}, {{ from = \"2023-06-01\", s
         assert!(joined.contains("overlap"), "{joined}");
         assert!(errs.iter().all(|e| e.starts_with("r.toml:")), "{joined}");
         // Each error points at its own line.
-        let line_of = |needle: &str| {
-            errs.iter()
-                .find(|e| e.contains(needle))
-                .unwrap()
-                .split(':')
-                .nth(1)
-                .unwrap()
-                .to_string()
-        };
+        let line_of =
+            |needle: &str| errs.iter().find(|e| e.contains(needle)).unwrap().split(':').nth(1).unwrap().to_string();
         assert_ne!(line_of("listed twice"), line_of("shard `s9`"));
     }
 
     #[test]
     fn slices_must_cover_the_keyspace() {
         let text = BASE
-            .replace(
-                "user = \"u\"\n\n[[shard]]",
-                "user = \"u\"\nslices = [\"-40\"]\n\n[[shard]]",
-            )
+            .replace("user = \"u\"\n\n[[shard]]", "user = \"u\"\nslices = [\"-40\"]\n\n[[shard]]")
             .replace("password = \"pw\"", "password = \"pw\"\nslices = [\"80-\"]");
         let errs = errors(&text);
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("40-80 are owned by no shard")),
-            "{errs:?}"
-        );
+        assert!(errs.iter().any(|e| e.contains("40-80 are owned by no shard")), "{errs:?}");
     }
 
     #[test]
     fn examples_are_verified() {
         let r = Rules::parse_with_env(BASE, "r.toml", &no_env).unwrap();
         let users = r.table(None, "users").unwrap().clone();
-        let KeyPlacement::Shard(owner) = r.locate(&users, Literal::Int(42)).unwrap() else {
-            panic!()
-        };
+        let KeyPlacement::Shard(owner) = r.locate(&users, Literal::Int(42)).unwrap() else { panic!() };
         let wrong = if owner.0 == 0 { "s1" } else { "s0" };
         let right = &r.shard(owner).name;
         let ok = format!("{BASE}\n[[example]]\ntable = \"users\"\nkey = 42\nshard = \"{right}\"\n");
         assert!(errors(&ok).is_empty(), "{:?}", errors(&ok));
-        let bad =
-            format!("{BASE}\n[[example]]\ntable = \"users\"\nkey = \"42\"\nshard = \"{wrong}\"\n");
+        let bad = format!("{BASE}\n[[example]]\ntable = \"users\"\nkey = \"42\"\nshard = \"{wrong}\"\n");
         let errs = errors(&bad);
-        assert!(
-            errs[0].contains(&format!("lives on {right}, not on {wrong}")),
-            "{errs:?}"
-        );
+        assert!(errs[0].contains(&format!("lives on {right}, not on {wrong}")), "{errs:?}");
     }
 
     #[test]

@@ -43,10 +43,7 @@ pub struct Slice {
 }
 
 impl Slice {
-    pub const FULL: Slice = Slice {
-        start: 0,
-        end: None,
-    };
+    pub const FULL: Slice = Slice { start: 0, end: None };
 
     pub fn contains(&self, id: KeyspaceId) -> bool {
         id.0 >= self.start && self.end.is_none_or(|e| id.0 < e)
@@ -55,16 +52,9 @@ impl Slice {
     /// The `i`-th of `n` equal slices.
     pub fn equal_part(i: usize, n: usize) -> Slice {
         let bound = |k: usize| -> Option<u64> {
-            if k >= n {
-                None
-            } else {
-                Some(((k as u128) << 64).div_euclid(n as u128) as u64)
-            }
+            if k >= n { None } else { Some(((k as u128) << 64).div_euclid(n as u128) as u64) }
         };
-        Slice {
-            start: bound(i).unwrap_or(0),
-            end: bound(i + 1),
-        }
+        Slice { start: bound(i).unwrap_or(0), end: bound(i + 1) }
     }
 
     fn end_u128(&self) -> u128 {
@@ -78,11 +68,7 @@ impl Slice {
 
 impl fmt::Display for Slice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let start = if self.start == 0 {
-            String::new()
-        } else {
-            prefix(self.start)
-        };
+        let start = if self.start == 0 { String::new() } else { prefix(self.start) };
         let end = self.end.map(prefix).unwrap_or_default();
         write!(f, "{start}-{end}")
     }
@@ -100,9 +86,7 @@ fn prefix(v: u64) -> String {
 /// Why a slice could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SliceError {
-    #[error(
-        "a slice is written START-END with hexadecimal prefixes, as \"-40\", \"40-80\" or \"80-\""
-    )]
+    #[error("a slice is written START-END with hexadecimal prefixes, as \"-40\", \"40-80\" or \"80-\"")]
     Shape,
     #[error("`{0}` is not a hexadecimal prefix of at most 16 digits")]
     Bound(String),
@@ -147,9 +131,7 @@ impl HashRing {
     /// Builds the ring from slices that cover the keyspace exactly once.
     pub fn new(mut slices: Vec<(Slice, ShardId)>) -> HashRing {
         slices.sort();
-        HashRing {
-            starts: slices.into_iter().map(|(s, id)| (s.start, id)).collect(),
-        }
+        HashRing { starts: slices.into_iter().map(|(s, id)| (s.start, id)).collect() }
     }
 
     /// The shard that owns a keyspace id.
@@ -181,29 +163,16 @@ pub fn check_cover(slices: &[(Slice, String)]) -> Vec<String> {
     for (slice, owner) in sorted {
         let start = u128::from(slice.start);
         if start > next {
-            problems.push(format!(
-                "keys {} are owned by no shard",
-                Slice {
-                    start: next as u64,
-                    end: Some(slice.start)
-                }
-            ));
+            problems
+                .push(format!("keys {} are owned by no shard", Slice { start: next as u64, end: Some(slice.start) }));
         } else if start < next {
-            problems.push(format!(
-                "slice {slice} of shard {owner} overlaps a slice of shard {prev_owner}"
-            ));
+            problems.push(format!("slice {slice} of shard {owner} overlaps a slice of shard {prev_owner}"));
         }
         next = next.max(slice.end_u128());
         prev_owner = owner.clone();
     }
     if next < (1u128 << 64) {
-        problems.push(format!(
-            "keys {} are owned by no shard",
-            Slice {
-                start: next as u64,
-                end: None
-            }
-        ));
+        problems.push(format!("keys {} are owned by no shard", Slice { start: next as u64, end: None }));
     }
     problems
 }
@@ -215,13 +184,7 @@ mod tests {
     #[test]
     fn slice_notation() {
         let s: Slice = "-40".parse().unwrap();
-        assert_eq!(
-            s,
-            Slice {
-                start: 0,
-                end: Some(0x4000_0000_0000_0000)
-            }
-        );
+        assert_eq!(s, Slice { start: 0, end: Some(0x4000_0000_0000_0000) });
         let s: Slice = "40-80".parse().unwrap();
         assert_eq!(s.start, 0x4000_0000_0000_0000);
         assert_eq!(s.to_string(), "40-80");
@@ -237,14 +200,8 @@ mod tests {
     #[test]
     fn equal_parts_cover_the_keyspace() {
         for n in 1..9 {
-            let slices: Vec<(Slice, String)> = (0..n)
-                .map(|i| (Slice::equal_part(i, n), format!("s{i}")))
-                .collect();
-            assert!(
-                check_cover(&slices).is_empty(),
-                "{n}: {:?}",
-                check_cover(&slices)
-            );
+            let slices: Vec<(Slice, String)> = (0..n).map(|i| (Slice::equal_part(i, n), format!("s{i}"))).collect();
+            assert!(check_cover(&slices).is_empty(), "{n}: {:?}", check_cover(&slices));
         }
         assert_eq!(Slice::equal_part(1, 4).to_string(), "40-80");
     }
@@ -253,10 +210,7 @@ mod tests {
     fn gaps_and_overlaps_are_found() {
         let p = |s: &str| s.parse::<Slice>().unwrap();
         let gap = vec![(p("-40"), "a".to_string()), (p("80-"), "b".to_string())];
-        assert_eq!(
-            check_cover(&gap),
-            vec!["keys 40-80 are owned by no shard".to_string()]
-        );
+        assert_eq!(check_cover(&gap), vec!["keys 40-80 are owned by no shard".to_string()]);
         let overlap = vec![(p("-80"), "a".to_string()), (p("40-"), "b".to_string())];
         assert_eq!(check_cover(&overlap).len(), 1);
     }

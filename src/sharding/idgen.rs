@@ -34,17 +34,11 @@ pub struct IdGenerator {
 impl IdGenerator {
     /// A generator for `worker` (0..=1023).
     pub fn new(worker: u16) -> Option<IdGenerator> {
-        (worker <= MAX_WORKER).then(|| IdGenerator {
-            worker: u64::from(worker),
-            last: AtomicU64::new(0),
-        })
+        (worker <= MAX_WORKER).then(|| IdGenerator { worker: u64::from(worker), last: AtomicU64::new(0) })
     }
 
     fn now_ms() -> u64 {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         ms.saturating_sub(EPOCH_MS)
     }
 
@@ -55,10 +49,7 @@ impl IdGenerator {
         loop {
             // Either the first id of this millisecond, or one past the last.
             let next = if now > prev { now } else { prev + 1 };
-            match self
-                .last
-                .compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.last.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return self.compose(next),
                 Err(actual) => prev = actual,
             }

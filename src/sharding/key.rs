@@ -45,10 +45,7 @@ impl KeyType {
 
     /// Whether values of this type lie on a time line (usable by `time_range`).
     pub fn is_temporal(self) -> bool {
-        matches!(
-            self,
-            KeyType::Date | KeyType::Timestamp | KeyType::Timestamptz
-        )
+        matches!(self, KeyType::Date | KeyType::Timestamp | KeyType::Timestamptz)
     }
 }
 
@@ -190,21 +187,13 @@ pub struct KeyContext {
 
 impl KeyContext {
     pub fn new(backend: BackendKind, collation: TextCollation) -> Self {
-        KeyContext {
-            backend,
-            collation,
-            utc_offset: Some(0),
-        }
+        KeyContext { backend, collation, utc_offset: Some(0) }
     }
 }
 
 /// Reads `lit` as a value of `ty`, as the backend would compare it.
 pub fn canonicalize(ty: KeyType, lit: Literal<'_>, cx: &KeyContext) -> Result<Canonical, KeyError> {
-    let err = |reason: &'static str| KeyError {
-        literal: describe(lit),
-        key_type: ty,
-        reason,
-    };
+    let err = |reason: &'static str| KeyError { literal: describe(lit), key_type: ty, reason };
     if lit == Literal::Null {
         return Ok(Canonical::Null);
     }
@@ -215,14 +204,12 @@ pub fn canonicalize(ty: KeyType, lit: Literal<'_>, cx: &KeyContext) -> Result<Ca
             Literal::String(s) => match cx.backend {
                 // PostgreSQL reads an untyped string as bigint input: optional
                 // surrounding blanks, a sign and decimal digits, nothing else.
-                BackendKind::Postgres => parse_pg_int(s)
-                    .map(|v| Canonical::Value(KeyValue::Int(v)))
-                    .ok_or_else(|| err("not an integer")),
+                BackendKind::Postgres => {
+                    parse_pg_int(s).map(|v| Canonical::Value(KeyValue::Int(v))).ok_or_else(|| err("not an integer"))
+                }
                 // MySQL compares a string with an integer as numbers; accept
                 // only spellings whose numeric value is certain.
-                BackendKind::Mysql => {
-                    number_to_int(s.trim()).ok_or_else(|| err("not a plain number"))
-                }
+                BackendKind::Mysql => number_to_int(s.trim()).ok_or_else(|| err("not a plain number")),
             },
             Literal::Bool(_) => Err(err("a boolean is not an integer")),
             Literal::Opaque => Err(err("a binary value of unknown type")),
@@ -257,8 +244,8 @@ pub fn canonicalize(ty: KeyType, lit: Literal<'_>, cx: &KeyContext) -> Result<Ca
         },
         KeyType::Timestamp | KeyType::Timestamptz => match lit {
             Literal::String(s) => {
-                let t = parse_timestamp(s)
-                    .ok_or_else(|| err("not a YYYY-MM-DD[ HH:MM:SS[.ffffff]][offset] timestamp"))?;
+                let t =
+                    parse_timestamp(s).ok_or_else(|| err("not a YYYY-MM-DD[ HH:MM:SS[.ffffff]][offset] timestamp"))?;
                 let local = datetime_to_micros(t.date.and_time(t.time));
                 let micros = if ty == KeyType::Timestamp {
                     // timestamp without time zone ignores an offset in the literal.
@@ -311,9 +298,7 @@ fn number_to_int(s: &str) -> Option<Canonical> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.bytes().all(|b| b.is_ascii_digit())
-        || !frac_part.bytes().all(|b| b.is_ascii_digit())
-    {
+    if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     // Shift the decimal point by the exponent, exactly, on the digit string.
@@ -336,11 +321,7 @@ fn number_to_int(s: &str) -> Option<Canonical> {
     }
     let whole = whole.trim_start_matches('0');
     let whole = if whole.is_empty() { "0" } else { whole };
-    let signed = if neg {
-        format!("-{whole}")
-    } else {
-        whole.to_string()
-    };
+    let signed = if neg { format!("-{whole}") } else { whole.to_string() };
     match signed.parse::<i64>() {
         Ok(v) => Some(Canonical::Value(KeyValue::Int(v))),
         // Beyond 64 bits: no bigint equals it.
@@ -450,11 +431,7 @@ pub fn parse_timestamp(s: &str) -> Option<ParsedTimestamp> {
         }
         Some(sign * (hh * 3600 + mm * 60))
     };
-    Some(ParsedTimestamp {
-        date,
-        time,
-        offset_seconds,
-    })
+    Some(ParsedTimestamp { date, time, offset_seconds })
 }
 
 fn digits<T: std::str::FromStr>(s: &str) -> Option<T> {
@@ -478,19 +455,11 @@ pub fn days_to_date(days: i32) -> Option<NaiveDate> {
 
 pub fn datetime_to_micros(dt: NaiveDateTime) -> i64 {
     let delta = dt - epoch().and_time(NaiveTime::MIN);
-    delta
-        .num_microseconds()
-        .unwrap_or(if delta < chrono::Duration::zero() {
-            i64::MIN
-        } else {
-            i64::MAX
-        })
+    delta.num_microseconds().unwrap_or(if delta < chrono::Duration::zero() { i64::MIN } else { i64::MAX })
 }
 
 pub fn micros_to_datetime(micros: i64) -> Option<NaiveDateTime> {
-    epoch()
-        .and_time(NaiveTime::MIN)
-        .checked_add_signed(chrono::Duration::microseconds(micros))
+    epoch().and_time(NaiveTime::MIN).checked_add_signed(chrono::Duration::microseconds(micros))
 }
 
 #[cfg(test)]
@@ -519,56 +488,26 @@ mod tests {
             Literal::String("+42"),
             Literal::Int(42),
         ] {
-            assert_eq!(
-                canonicalize(KeyType::Integer, lit, &pg()).unwrap(),
-                int(42),
-                "{lit:?}"
-            );
+            assert_eq!(canonicalize(KeyType::Integer, lit, &pg()).unwrap(), int(42), "{lit:?}");
         }
+        assert_eq!(canonicalize(KeyType::Integer, Literal::Number("-7"), &pg()).unwrap(), int(-7));
+        assert_eq!(canonicalize(KeyType::Integer, Literal::Number("42.5"), &pg()).unwrap(), Canonical::NoMatch);
         assert_eq!(
-            canonicalize(KeyType::Integer, Literal::Number("-7"), &pg()).unwrap(),
-            int(-7)
-        );
-        assert_eq!(
-            canonicalize(KeyType::Integer, Literal::Number("42.5"), &pg()).unwrap(),
-            Canonical::NoMatch
-        );
-        assert_eq!(
-            canonicalize(
-                KeyType::Integer,
-                Literal::Number("99999999999999999999"),
-                &pg()
-            )
-            .unwrap(),
+            canonicalize(KeyType::Integer, Literal::Number("99999999999999999999"), &pg()).unwrap(),
             Canonical::NoMatch
         );
         assert!(canonicalize(KeyType::Integer, Literal::String("42.0"), &pg()).is_err());
         assert!(canonicalize(KeyType::Integer, Literal::String("4x"), &pg()).is_err());
-        assert_eq!(
-            canonicalize(KeyType::Integer, Literal::String("42.0"), &my()).unwrap(),
-            int(42)
-        );
-        assert_eq!(
-            canonicalize(KeyType::Integer, Literal::Null, &pg()).unwrap(),
-            Canonical::Null
-        );
+        assert_eq!(canonicalize(KeyType::Integer, Literal::String("42.0"), &my()).unwrap(), int(42));
+        assert_eq!(canonicalize(KeyType::Integer, Literal::Null, &pg()).unwrap(), Canonical::Null);
     }
 
     #[test]
     fn text_follows_the_collation() {
         let v = |s: &str| Canonical::Value(KeyValue::Text(s.into()));
-        assert_eq!(
-            canonicalize(KeyType::Text, Literal::String("Ab "), &pg()).unwrap(),
-            v("Ab ")
-        );
-        assert_eq!(
-            canonicalize(KeyType::Text, Literal::String("Ab  "), &my()).unwrap(),
-            v("AB")
-        );
-        assert_eq!(
-            canonicalize(KeyType::Text, Literal::String("aB"), &my()).unwrap(),
-            v("AB")
-        );
+        assert_eq!(canonicalize(KeyType::Text, Literal::String("Ab "), &pg()).unwrap(), v("Ab "));
+        assert_eq!(canonicalize(KeyType::Text, Literal::String("Ab  "), &my()).unwrap(), v("AB"));
+        assert_eq!(canonicalize(KeyType::Text, Literal::String("aB"), &my()).unwrap(), v("AB"));
         assert!(canonicalize(KeyType::Text, Literal::String("café"), &my()).is_err());
         assert!(canonicalize(KeyType::Text, Literal::Number("1"), &pg()).is_err());
     }
@@ -585,10 +524,7 @@ mod tests {
             ts("2025-03-15 14:00:00+02:00", KeyType::Timestamptz),
             ts("2025-03-15 12:00:00Z", KeyType::Timestamptz)
         );
-        assert_eq!(
-            ts("2025-03-15", KeyType::Timestamp),
-            ts("2025-03-15 00:00", KeyType::Timestamp)
-        );
+        assert_eq!(ts("2025-03-15", KeyType::Timestamp), ts("2025-03-15 00:00", KeyType::Timestamp));
         assert_eq!(
             ts("2025-03-15 12:00:00.5", KeyType::Timestamp),
             Canonical::Value(KeyValue::Timestamp(match base {
@@ -596,18 +532,8 @@ mod tests {
                 _ => unreachable!(),
             }))
         );
-        let named_zone = KeyContext {
-            utc_offset: None,
-            ..pg()
-        };
-        assert!(
-            canonicalize(
-                KeyType::Timestamptz,
-                Literal::String("2025-03-15 12:00"),
-                &named_zone
-            )
-            .is_err()
-        );
+        let named_zone = KeyContext { utc_offset: None, ..pg() };
+        assert!(canonicalize(KeyType::Timestamptz, Literal::String("2025-03-15 12:00"), &named_zone).is_err());
         assert!(canonicalize(KeyType::Timestamp, Literal::String("infinity"), &pg()).is_err());
         assert!(canonicalize(KeyType::Timestamp, Literal::String("2025-02-30"), &pg()).is_err());
     }
@@ -619,18 +545,8 @@ mod tests {
             Canonical::Value(KeyValue::Date(1))
         );
         assert!(canonicalize(KeyType::Date, Literal::String("1970-01-02 10:00"), &pg()).is_err());
-        let a = canonicalize(
-            KeyType::Uuid,
-            Literal::String("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"),
-            &pg(),
-        )
-        .unwrap();
-        let b = canonicalize(
-            KeyType::Uuid,
-            Literal::String("{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}"),
-            &pg(),
-        )
-        .unwrap();
+        let a = canonicalize(KeyType::Uuid, Literal::String("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), &pg()).unwrap();
+        let b = canonicalize(KeyType::Uuid, Literal::String("{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}"), &pg()).unwrap();
         assert_eq!(a, b);
     }
 }

@@ -80,11 +80,7 @@ impl ShardSet {
 
     /// The only member, when there is exactly one.
     pub fn only(&self) -> Option<ShardId> {
-        if self.len() == 1 {
-            self.iter().next()
-        } else {
-            None
-        }
+        if self.len() == 1 { self.iter().next() } else { None }
     }
 
     /// Members in increasing order.
@@ -128,17 +124,11 @@ mod tests {
         let a: ShardSet = [0, 3, 64, 200].into_iter().map(ShardId).collect();
         let b: ShardSet = [3, 200, 255].into_iter().map(ShardId).collect();
         assert_eq!(a.len(), 4);
-        assert_eq!(
-            a.intersect(&b).iter().map(|s| s.0).collect::<Vec<_>>(),
-            vec![3, 200]
-        );
+        assert_eq!(a.intersect(&b).iter().map(|s| s.0).collect::<Vec<_>>(), vec![3, 200]);
         assert_eq!(a.union(&b).len(), 5);
         assert_eq!(ShardSet::single(ShardId(7)).only(), Some(ShardId(7)));
         assert_eq!(a.only(), None);
         assert!(ShardSet::empty().is_empty());
-        assert_eq!(
-            ShardSet::all(3).iter().map(|s| s.0).collect::<Vec<_>>(),
-            vec![0, 1, 2]
-        );
+        assert_eq!(ShardSet::all(3).iter().map(|s| s.0).collect::<Vec<_>>(), vec![0, 1, 2]);
     }
 }

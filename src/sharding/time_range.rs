@@ -64,9 +64,7 @@ impl TimeRanges {
 
     /// The shard that holds time `t`, if any range covers it.
     pub fn shard_of(&self, t: i64) -> Option<ShardId> {
-        let i = self
-            .ranges
-            .partition_point(|r| r.from.is_none_or(|f| f <= t));
+        let i = self.ranges.partition_point(|r| r.from.is_none_or(|f| f <= t));
         let r = self.ranges.get(i.checked_sub(1)?)?;
         r.contains(t).then_some(r.shard)
     }
@@ -76,11 +74,7 @@ impl TimeRanges {
         if interval_is_empty(lo, hi) {
             return ShardSet::empty();
         }
-        self.ranges
-            .iter()
-            .filter(|r| r.intersects(lo, hi))
-            .map(|r| r.shard)
-            .collect()
+        self.ranges.iter().filter(|r| r.intersects(lo, hi)).map(|r| r.shard).collect()
     }
 
     pub fn shards(&self) -> ShardSet {
@@ -166,17 +160,10 @@ pub fn generate(
     let mut cur = start;
     while cur < end {
         let i = u32::try_from(out.len() + 1).map_err(|_| "too many generated ranges")?;
-        let next = interval
-            .nth(start, i)
-            .ok_or("a period runs past the calendar")?
-            .min(end);
+        let next = interval.nth(start, i).ok_or("a period runs past the calendar")?.min(end);
         out.push(TimeRange {
-            from: Some(crate::sharding::key::datetime_to_micros(
-                cur.and_time(chrono::NaiveTime::MIN),
-            )),
-            to: Some(crate::sharding::key::datetime_to_micros(
-                next.and_time(chrono::NaiveTime::MIN),
-            )),
+            from: Some(crate::sharding::key::datetime_to_micros(cur.and_time(chrono::NaiveTime::MIN))),
+            to: Some(crate::sharding::key::datetime_to_micros(next.and_time(chrono::NaiveTime::MIN))),
             shard: shards[out.len() % shards.len()],
         });
         if out.len() > 100_000 {
@@ -205,26 +192,10 @@ mod tests {
 
     fn yearly() -> TimeRanges {
         TimeRanges::new(vec![
-            TimeRange {
-                from: None,
-                to: Some(t("2024-01-01")),
-                shard: ShardId(0),
-            },
-            TimeRange {
-                from: Some(t("2024-01-01")),
-                to: Some(t("2025-01-01")),
-                shard: ShardId(1),
-            },
-            TimeRange {
-                from: Some(t("2025-01-01")),
-                to: Some(t("2026-01-01")),
-                shard: ShardId(2),
-            },
-            TimeRange {
-                from: Some(t("2026-01-01")),
-                to: None,
-                shard: ShardId(3),
-            },
+            TimeRange { from: None, to: Some(t("2024-01-01")), shard: ShardId(0) },
+            TimeRange { from: Some(t("2024-01-01")), to: Some(t("2025-01-01")), shard: ShardId(1) },
+            TimeRange { from: Some(t("2025-01-01")), to: Some(t("2026-01-01")), shard: ShardId(2) },
+            TimeRange { from: Some(t("2026-01-01")), to: None, shard: ShardId(3) },
         ])
     }
 
@@ -233,10 +204,7 @@ mod tests {
         let r = yearly();
         assert_eq!(r.shard_of(t("1999-05-01")), Some(ShardId(0)));
         assert_eq!(r.shard_of(t("2024-01-01")), Some(ShardId(1)));
-        assert_eq!(
-            r.shard_of(t("2024-12-31 23:59:59.999999")),
-            Some(ShardId(1))
-        );
+        assert_eq!(r.shard_of(t("2024-12-31 23:59:59.999999")), Some(ShardId(1)));
         assert_eq!(r.shard_of(t("2025-03-15 12:00")), Some(ShardId(2)));
         assert_eq!(r.shard_of(t("2999-01-01")), Some(ShardId(3)));
     }
@@ -244,81 +212,37 @@ mod tests {
     #[test]
     fn gaps_have_no_shard() {
         let r = TimeRanges::new(vec![
-            TimeRange {
-                from: Some(t("2024-01-01")),
-                to: Some(t("2025-01-01")),
-                shard: ShardId(0),
-            },
-            TimeRange {
-                from: Some(t("2026-01-01")),
-                to: Some(t("2027-01-01")),
-                shard: ShardId(1),
-            },
+            TimeRange { from: Some(t("2024-01-01")), to: Some(t("2025-01-01")), shard: ShardId(0) },
+            TimeRange { from: Some(t("2026-01-01")), to: Some(t("2027-01-01")), shard: ShardId(1) },
         ]);
         assert_eq!(r.shard_of(t("2023-06-01")), None);
         assert_eq!(r.shard_of(t("2025-06-01")), None);
         assert_eq!(r.shard_of(t("2027-01-01")), None);
-        assert!(
-            r.shards_meeting(
-                Bound::Included(t("2025-02-01")),
-                Bound::Excluded(t("2025-03-01"))
-            )
-            .is_empty()
-        );
+        assert!(r.shards_meeting(Bound::Included(t("2025-02-01")), Bound::Excluded(t("2025-03-01"))).is_empty());
     }
 
     #[test]
     fn interval_pruning() {
         let r = yearly();
-        let s = r.shards_meeting(
-            Bound::Included(t("2024-06-01")),
-            Bound::Excluded(t("2025-01-01")),
-        );
+        let s = r.shards_meeting(Bound::Included(t("2024-06-01")), Bound::Excluded(t("2025-01-01")));
         assert_eq!(s, ShardSet::single(ShardId(1)));
-        let s = r.shards_meeting(
-            Bound::Included(t("2024-06-01")),
-            Bound::Included(t("2025-01-01")),
-        );
+        let s = r.shards_meeting(Bound::Included(t("2024-06-01")), Bound::Included(t("2025-01-01")));
         assert_eq!(s.len(), 2);
-        let s = r.shards_meeting(
-            Bound::Excluded(t("2025-12-31 23:59:59.999999")),
-            Bound::Unbounded,
-        );
+        let s = r.shards_meeting(Bound::Excluded(t("2025-12-31 23:59:59.999999")), Bound::Unbounded);
         assert_eq!(s, ShardSet::single(ShardId(3)));
-        assert_eq!(
-            r.shards_meeting(Bound::Unbounded, Bound::Unbounded).len(),
-            4
-        );
+        assert_eq!(r.shards_meeting(Bound::Unbounded, Bound::Unbounded).len(), 4);
     }
 
     #[test]
     fn generated_ranges() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        let g = generate(
-            d("2023-01-01"),
-            d("2027-01-01"),
-            Interval::Year,
-            &[ShardId(0), ShardId(1)],
-            true,
-            true,
-        )
-        .unwrap();
+        let g =
+            generate(d("2023-01-01"), d("2027-01-01"), Interval::Year, &[ShardId(0), ShardId(1)], true, true).unwrap();
         assert_eq!(g.len(), 4);
         assert_eq!(g[0].from, None);
         assert_eq!(g[3].to, None);
-        assert_eq!(
-            g.iter().map(|r| r.shard.0).collect::<Vec<_>>(),
-            vec![0, 1, 0, 1]
-        );
-        let m = generate(
-            d("2024-01-31"),
-            d("2024-04-01"),
-            Interval::Month,
-            &[ShardId(0)],
-            false,
-            false,
-        )
-        .unwrap();
+        assert_eq!(g.iter().map(|r| r.shard.0).collect::<Vec<_>>(), vec![0, 1, 0, 1]);
+        let m = generate(d("2024-01-31"), d("2024-04-01"), Interval::Month, &[ShardId(0)], false, false).unwrap();
         assert_eq!(m.len(), 3);
         assert!(TimeRanges::new(m).overlaps().is_empty());
     }

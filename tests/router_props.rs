@@ -19,73 +19,38 @@ fn rules_text(years: &[i32]) -> String {
             1000 + i
         ));
     }
-    for (name, ty) in [
-        ("ki", "integer"),
-        ("kt", "text"),
-        ("ku", "uuid"),
-        ("kd", "date"),
-        ("ks", "timestamp"),
-    ] {
-        t.push_str(&format!(
-            "[keyspace.{name}]\nalgorithm = \"hash\"\nkey_type = \"{ty}\"\n"
-        ));
+    for (name, ty) in [("ki", "integer"), ("kt", "text"), ("ku", "uuid"), ("kd", "date"), ("ks", "timestamp")] {
+        t.push_str(&format!("[keyspace.{name}]\nalgorithm = \"hash\"\nkey_type = \"{ty}\"\n"));
     }
     // Time ranges: one per consecutive pair of years, round robin, open at both ends.
     t.push_str("[keyspace.tr]\nalgorithm = \"time_range\"\nkey_type = \"timestamp\"\nranges = [\n");
     for (i, w) in years.windows(2).enumerate() {
-        let from = if i == 0 {
-            String::new()
-        } else {
-            format!("from = \"{}-01-01\", ", w[0])
-        };
-        let to = if i + 2 == years.len() {
-            String::new()
-        } else {
-            format!("to = \"{}-01-01\", ", w[1])
-        };
+        let from = if i == 0 { String::new() } else { format!("from = \"{}-01-01\", ", w[0]) };
+        let to = if i + 2 == years.len() { String::new() } else { format!("to = \"{}-01-01\", ", w[1]) };
         t.push_str(&format!("  {{ {from}{to}shard = \"s{}\" }},\n", i % SHARDS));
     }
     t.push_str("]\n");
-    for (table, ks) in [
-        ("ti", "ki"),
-        ("tt", "kt"),
-        ("tu", "ku"),
-        ("td", "kd"),
-        ("ts", "ks"),
-        ("ev", "tr"),
-    ] {
-        t.push_str(&format!(
-            "[[table]]\nname = \"{table}\"\nkeyspace = \"{ks}\"\nkey = \"k\"\n"
-        ));
+    for (table, ks) in [("ti", "ki"), ("tt", "kt"), ("tu", "ku"), ("td", "kd"), ("ts", "ks"), ("ev", "tr")] {
+        t.push_str(&format!("[[table]]\nname = \"{table}\"\nkeyspace = \"{ks}\"\nkey = \"k\"\n"));
     }
     t
 }
 
 fn router(years: &[i32]) -> Router {
-    let rules = Rules::parse_with_env(&rules_text(years), "props.toml", &|_| None)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rules = Rules::parse_with_env(&rules_text(years), "props.toml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
     Router::new(Arc::new(rules), Arc::new(IdGenerator::new(3).unwrap()))
 }
 
 /// The owner of a key by linear search over the shards' slices.
 fn brute_owner(r: &Router, ty: KeyType, lit: Literal<'_>) -> ShardId {
     let cx = KeyContext::new(r.rules().backend, TextCollation::Exact);
-    let Ok(Canonical::Value(v)) = canonicalize(ty, lit, &cx) else {
-        panic!("not a key: {lit:?}")
-    };
+    let Ok(Canonical::Value(v)) = canonicalize(ty, lit, &cx) else { panic!("not a key: {lit:?}") };
     let id = KeyspaceId::of(&v);
-    r.rules()
-        .shards
-        .iter()
-        .find(|s| s.slices.iter().any(|sl| sl.contains(id)))
-        .map(|s| s.id)
-        .unwrap()
+    r.rules().shards.iter().find(|s| s.slices.iter().any(|sl| sl.contains(id))).map(|s| s.id).unwrap()
 }
 
 fn route(r: &Router, sql: &str, params: &[Param]) -> Plan {
-    let mut plans = r
-        .route(sql, &RouteContext::new(params))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut plans = r.route(sql, &RouteContext::new(params)).unwrap_or_else(|e| panic!("{sql}: {e}"));
     assert_eq!(plans.len(), 1);
     plans.remove(0)
 }
@@ -99,20 +64,11 @@ fn key_strategy() -> impl Strategy<Value = (KeyType, String)> {
         any::<i64>().prop_map(|v| (KeyType::Integer, v.to_string())),
         "[a-zA-Z0-9 _'-]{0,12}".prop_map(|s| (KeyType::Text, s)),
         any::<u128>().prop_map(|v| (KeyType::Uuid, uuid::Uuid::from_u128(v).to_string())),
-        (1900i32..2100, 1u32..13, 1u32..29)
-            .prop_map(|(y, m, d)| (KeyType::Date, format!("{y:04}-{m:02}-{d:02}"))),
-        (
-            1900i32..2100,
-            1u32..13,
-            1u32..29,
-            0u32..24,
-            0u32..60,
-            0u32..1_000_000
-        )
-            .prop_map(|(y, mo, d, h, mi, us)| (
-                KeyType::Timestamp,
-                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:00.{us:06}")
-            )),
+        (1900i32..2100, 1u32..13, 1u32..29).prop_map(|(y, m, d)| (KeyType::Date, format!("{y:04}-{m:02}-{d:02}"))),
+        (1900i32..2100, 1u32..13, 1u32..29, 0u32..24, 0u32..60, 0u32..1_000_000).prop_map(|(y, mo, d, h, mi, us)| (
+            KeyType::Timestamp,
+            format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:00.{us:06}")
+        )),
     ]
 }
 

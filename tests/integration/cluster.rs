@@ -14,11 +14,7 @@ fn psql(url: &str, sql: &str) -> String {
         .args([url, "-X", "-A", "-t", "-c", sql])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -30,10 +26,7 @@ fn postgres_shards_and_reference_share_the_icu_collation() {
     assert_eq!(reference.name, "ref");
     for server in cluster.servers() {
         // ICU en-US puts 'a' before 'B'; the C collation puts it after.
-        let answer = psql(
-            &server.url(),
-            "SELECT 'a' < 'B', 'a' < 'B' COLLATE \"C\", current_user, current_database()",
-        );
+        let answer = psql(&server.url(), "SELECT 'a' < 'B', 'a' < 'B' COLLATE \"C\", current_user, current_database()");
         assert_eq!(answer, "t|f|shardgate|shardgate", "on {}", server.name);
         let locale = psql(
             &server.url(),
@@ -60,11 +53,7 @@ fn mysql_servers_use_utf8mb4_general_ci() {
             .env("MYSQL_PWD", &server.password)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(
             String::from_utf8(out.stdout).unwrap().trim(),
             "utf8mb4_general_ci\tutf8mb4\tutf8mb4_general_ci\tshardgate@%\t1",
@@ -138,14 +127,7 @@ fn killed_owner_takes_its_servers_along(kind: BackendKind) {
         info.display()
     );
     let mut owner = Command::new(env!("CARGO_BIN_EXE_shardgate"))
-        .args([
-            "cluster",
-            "--backend",
-            kind.name(),
-            "--shards",
-            "1",
-            "--reference",
-        ])
+        .args(["cluster", "--backend", kind.name(), "--shards", "1", "--reference"])
         .args(["--", "sh", "-c", &script])
         .env("SHARDGATE_TMPDIR", &base)
         .stdout(Stdio::null())
@@ -171,21 +153,11 @@ fn killed_owner_takes_its_servers_along(kind: BackendKind) {
     // SAFETY: the sleep we started through the cluster command.
     unsafe { libc::kill(sleeper, libc::SIGKILL) };
     for pid in servers {
-        assert!(
-            support::wait_gone(pid, 15),
-            "{kind} server {pid} outlived its owner"
-        );
+        assert!(support::wait_gone(pid, 15), "{kind} server {pid} outlived its owner");
     }
-    assert!(
-        dir.exists(),
-        "a SIGKILLed owner cannot have removed its dir"
-    );
+    assert!(dir.exists(), "a SIGKILLed owner cannot have removed its dir");
     let next = Cluster::start(&ClusterSpec::new(kind, 1).with_base_dir(&base)).unwrap();
-    assert!(
-        !dir.exists(),
-        "the stale dir {} was not removed",
-        dir.display()
-    );
+    assert!(!dir.exists(), "the stale dir {} was not removed", dir.display());
     drop(next);
     std::fs::remove_dir_all(&base).unwrap();
 }
@@ -203,15 +175,7 @@ fn killed_owner_takes_its_mysql_servers_along() {
 #[test]
 fn cli_runs_the_command_with_the_cluster_in_its_environment() {
     let out = Command::new(env!("CARGO_BIN_EXE_shardgate"))
-        .args([
-            "cluster",
-            "--backend",
-            "postgres",
-            "--shards",
-            "2",
-            "--reference",
-            "--",
-        ])
+        .args(["cluster", "--backend", "postgres", "--shards", "2", "--reference", "--"])
         .args([
             "sh",
             "-c",
@@ -224,38 +188,17 @@ fn cli_runs_the_command_with_the_cluster_in_its_environment() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(7),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("shard s0: postgres://shardgate:"))
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("shard s1: postgres://"))
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("reference: postgres://"))
-    );
+    assert_eq!(out.status.code(), Some(7), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().any(|l| l.starts_with("shard s0: postgres://shardgate:")));
+    assert!(stdout.lines().any(|l| l.starts_with("shard s1: postgres://")));
+    assert!(stdout.lines().any(|l| l.starts_with("reference: postgres://")));
     assert!(stdout.lines().any(|l| l == "1"));
 }
 
 /// PATH with the psql the fixture uses first.
 fn psql_path() -> String {
     let psql = client_binary(BackendKind::Postgres).unwrap();
-    format!(
-        "{}:{}",
-        psql.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
+    format!("{}:{}", psql.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default())
 }
 
 /// Helper for the test below, run in a child test process: starts the shared
@@ -268,16 +211,9 @@ fn hold_shared_cluster_until_killed() {
         return;
     };
     let cluster = support::cluster(BackendKind::Postgres, 1);
-    let pids: Vec<String> = cluster
-        .servers()
-        .map(|s| s.pid.unwrap().to_string())
-        .collect();
+    let pids: Vec<String> = cluster.servers().map(|s| s.pid.unwrap().to_string()).collect();
     let tmp = PathBuf::from(&info).with_extension("tmp");
-    std::fs::write(
-        &tmp,
-        format!("{} {}", pids.join(" "), cluster.dir().display()),
-    )
-    .unwrap();
+    std::fs::write(&tmp, format!("{} {}", pids.join(" "), cluster.dir().display())).unwrap();
     std::fs::rename(&tmp, &info).unwrap();
     std::thread::sleep(Duration::from_secs(600));
 }
@@ -289,11 +225,7 @@ fn killed_test_process_takes_the_shared_cluster_along() {
     let base = scratch_base("kill9-test");
     let info = base.join("info");
     let mut holder = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "cluster::hold_shared_cluster_until_killed",
-        ])
+        .args(["--ignored", "--exact", "cluster::hold_shared_cluster_until_killed"])
         .env("SHARDGATE_HOLD_INFO", &info)
         .env("SHARDGATE_TMPDIR", &base)
         .stdout(Stdio::null())
@@ -305,10 +237,7 @@ fn killed_test_process_takes_the_shared_cluster_along() {
         if let Ok(Some(status)) = holder.try_wait() {
             panic!("the holder test exited early: {status}");
         }
-        assert!(
-            Instant::now() < deadline,
-            "the holder did not start its cluster"
-        );
+        assert!(Instant::now() < deadline, "the holder did not start its cluster");
         std::thread::sleep(Duration::from_millis(50));
     }
     let text = std::fs::read_to_string(&info).unwrap();
@@ -319,16 +248,9 @@ fn killed_test_process_takes_the_shared_cluster_along() {
     holder.kill().unwrap();
     holder.wait().unwrap();
     for pid in servers {
-        assert!(
-            support::wait_gone(pid, 15),
-            "server {pid} outlived the test process"
-        );
+        assert!(support::wait_gone(pid, 15), "server {pid} outlived the test process");
     }
     drop(Cluster::start(&ClusterSpec::new(BackendKind::Postgres, 1).with_base_dir(&base)).unwrap());
-    assert!(
-        !dir.exists(),
-        "the stale dir {} was not removed",
-        dir.display()
-    );
+    assert!(!dir.exists(), "the stale dir {} was not removed", dir.display());
     std::fs::remove_dir_all(&base).unwrap();
 }

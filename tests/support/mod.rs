@@ -44,19 +44,13 @@ pub fn cluster(kind: BackendKind, shards: usize) -> &'static Cluster {
         // SAFETY: registering a plain extern "C" function.
         unsafe { libc::atexit(stop_shared_clusters) };
     });
-    let slot = shared_slots()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry((kind, shards))
-        .or_default()
-        .clone();
+    let slot = shared_slots().lock().unwrap_or_else(|e| e.into_inner()).entry((kind, shards)).or_default().clone();
     // Concurrent callers wait for the one start; a failed start panics in
     // that caller only, and the next caller tries again.
     slot.get_or_init(|| {
         let spec = ClusterSpec::new(kind, shards).with_reference(true);
-        let cluster: &'static Cluster = Box::leak(Box::new(
-            Cluster::start(&spec).unwrap_or_else(|e| panic!("starting {kind} cluster: {e}")),
-        ));
+        let cluster: &'static Cluster =
+            Box::leak(Box::new(Cluster::start(&spec).unwrap_or_else(|e| panic!("starting {kind} cluster: {e}"))));
         LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(cluster);
         cluster
     })
@@ -71,9 +65,7 @@ pub fn fresh_cluster(kind: BackendKind, shards: usize, reference: bool) -> Clust
 /// Runs SQL on a server through its command line client, panicking with the
 /// client's error.
 pub fn query(server: &Server, sql: &str) -> String {
-    server
-        .query(sql)
-        .unwrap_or_else(|e| panic!("{} on {}: {e}", sql, server.name))
+    server.query(sql).unwrap_or_else(|e| panic!("{} on {}: {e}", sql, server.name))
 }
 
 /// Waits up to `secs` for a process to be gone.

@@ -8,8 +8,12 @@
 pub mod backend;
 pub mod cli;
 pub mod cluster;
+pub mod config;
 pub mod demo;
 pub mod error;
+pub mod pool;
+pub mod protocol;
 pub mod route;
 pub mod rules;
+pub mod server;
 pub mod sharding;

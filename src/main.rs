@@ -13,6 +13,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the proxy.
+    Serve(shardgate::server::ServeArgs),
     /// Validate a rule file, verify its examples and print a summary of the placement.
     Check(shardgate::cli::CheckArgs),
     /// Print how a statement would be routed under a rule file, without running it.
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     shardgate::cli::init_logging();
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => shardgate::server::run(args),
         Command::Check(args) => shardgate::cli::check(args),
         Command::Route(args) => shardgate::cli::route(args),
         Command::Demo(args) => shardgate::demo::run(args),

@@ -213,6 +213,11 @@ impl DmlShape {
         DmlShape { kind, routing, stmt, multi, in_split, scatter_guard, broadcast, multi_sql }
     }
 
+    /// The pinned or default shard the statement's tables live on, if any.
+    pub fn fixed_shard(&self) -> Option<ShardId> {
+        self.routing.fixed.as_ref().map(|(s, _, _)| *s)
+    }
+
     pub fn bind(&self, sql: &Arc<str>, rules: &Rules, cx: &RouteContext<'_>) -> Result<Plan, RouteError> {
         let params = cx.params;
         if let Some(table) = &self.broadcast {

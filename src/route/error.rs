@@ -13,7 +13,7 @@ pub enum RouteError {
 
     #[error(
         "cross-shard transaction: {}this statement needs shard(s) {wanted}; a transaction writes to one shard only \
-         (the transaction_policy setting can allow non-atomic writes to several)",
+         (transactions.policy = \"multi_shard_writes\" in the proxy config allows non-atomic writes to several)",
         pinned.as_ref().map(|p| format!("the transaction is pinned to shard {p}, ")).unwrap_or_default()
     )]
     CrossShardTransaction { pinned: Option<String>, wanted: String },

@@ -195,6 +195,14 @@ impl InsertShape {
         Ok(InsertShape { table, placement, insert, rows, generated, volatile, conflict, returning, source })
     }
 
+    /// The pinned or default shard of the table, if it has one.
+    pub fn fixed_shard(&self) -> Option<ShardId> {
+        match self.placement {
+            InsertPlacement::Fixed(s, _) => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn bind(
         &self,
         sql: &Arc<str>,

@@ -198,9 +198,9 @@ impl Router {
             Statement::Savepoint { .. } => Shape::Control(Control::Savepoint),
             Statement::ReleaseSavepoint { .. } => Shape::Control(Control::ReleaseSavepoint),
             Statement::Set(set) => Shape::Control(match set {
-                sqlparser::ast::Set::SingleAssignment { scope: Some(sqlparser::ast::ContextModifier::Local), .. } => {
-                    Control::SetLocal
-                }
+                sqlparser::ast::Set::SingleAssignment {
+                    scope: Some(sqlparser::ast::ContextModifier::Local), ..
+                } => Control::SetLocal,
                 _ => Control::Set,
             }),
             Statement::Reset(_) | Statement::Discard { .. } => Shape::Control(Control::Reset),
@@ -256,6 +256,17 @@ impl Router {
             });
         }
         Ok(Prepared { sql: text, params: 0, shape: Shape::OneShard(StatementKind::Write, Reason::Unparsed) })
+    }
+
+    /// A shard on which the statement's text is valid as it is, for
+    /// describing it (its pinned or default shard, or the first shard).
+    pub fn describe_shard(&self, p: &Prepared) -> ShardId {
+        match &p.shape {
+            Shape::Dml(d) => d.fixed_shard(),
+            Shape::Insert(i) => i.fixed_shard(),
+            _ => None,
+        }
+        .unwrap_or(ShardId(0))
     }
 
     /// Binds parameters and plans.

@@ -1,0 +1,1623 @@
+//! One PostgreSQL client: startup, authentication, then statements until it
+//! leaves.
+//!
+//! Backend connections are *attached* to the session while it needs them:
+//! for one statement (or one extended-protocol batch up to Sync) outside a
+//! transaction, for the whole transaction inside one. A connection goes
+//! back to its pool only when its last ReadyForQuery said it is idle; any
+//! other way of leaving (an error, a client that vanished) closes it, so the
+//! shard rolls back whatever was open and releases its locks.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Buf, Bytes};
+use pgwire::messages::data::{FieldDescription, RowDescription};
+use pgwire::messages::extendedquery::{Bind, Close, Describe, Execute, Parse, Sync as SyncMsg};
+use pgwire::messages::response::{CommandComplete, ErrorResponse, NoticeResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus, SecretKey};
+use tokio::net::TcpStream;
+
+use super::backend::{BackendConn, PgConnector};
+use super::wire::{Frame, MAX_CLIENT_FRAME, Wire, data_row, data_row_cells, error_fields};
+use super::{Backends, Running, Shared};
+use crate::config::AuthMethod;
+use crate::error::{Coded, ErrorCode};
+use crate::pool::Pooled;
+use crate::route::{Control, Merge, Param, Plan, Prepared, RouteContext, RowMerge, StatementKind, TxnState};
+use crate::sharding::ShardId;
+
+const SSL_REQUEST: i32 = 80877103;
+const GSSENC_REQUEST: i32 = 80877104;
+const CANCEL_REQUEST: i32 = 80877102;
+/// Flush to the client when this much is queued: backpressure for streams.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// An error shardgate raises itself, sent as an ErrorResponse.
+#[derive(Debug, Clone)]
+pub struct SgError {
+    pub code: String,
+    pub message: String,
+}
+
+impl SgError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        SgError { code: code.sqlstate().to_string(), message: message.into() }
+    }
+    fn raw(code: &str, message: impl Into<String>) -> Self {
+        SgError { code: code.to_string(), message: message.into() }
+    }
+    fn of<E: Coded>(e: &E) -> Self {
+        SgError { code: e.code().sqlstate().to_string(), message: e.to_string() }
+    }
+    fn frame(&self) -> ErrorResponse {
+        ErrorResponse::new(vec![
+            (b'S', "ERROR".into()),
+            (b'V', "ERROR".into()),
+            (b'C', self.code.clone()),
+            (b'M', self.message.clone()),
+        ])
+    }
+}
+
+/// How a statement ended.
+enum Outcome {
+    Ok,
+    /// An error was sent to the client.
+    Failed,
+}
+
+/// A backend connection attached to the session.
+struct Attached {
+    shard: ShardId,
+    conn: Pooled<PgConnector>,
+    /// The transaction status of its last ReadyForQuery.
+    status: u8,
+    /// An extended-protocol batch is open on it (Sync needed).
+    in_batch: bool,
+}
+
+/// The client's open transaction.
+struct Txn {
+    /// BEGIN as the client wrote it, replayed on each shard the transaction reaches.
+    begin: String,
+    state: TxnState,
+    failed: bool,
+    /// SAVEPOINT / RELEASE / ROLLBACK TO statements, replayed on shards that join later.
+    savepoints: Vec<String>,
+    /// SET LOCAL statements, replayed likewise.
+    local_sets: Vec<String>,
+    /// Session SETs made in the transaction: kept only if it commits.
+    pending_sets: Option<Vec<(String, String)>>,
+    /// An implicit transaction (a multi-statement string, an extended batch).
+    implicit: bool,
+}
+
+/// A prepared statement of the client.
+struct Stmt {
+    sql: String,
+    types: Vec<u32>,
+    prepared: Arc<Prepared>,
+    /// ParameterDescription and RowDescription/NoData frames, once fetched.
+    desc: Option<(Frame, Frame)>,
+}
+
+/// A bound portal of the client.
+struct Portal {
+    stmt: String,
+    plan: Plan,
+    formats: Vec<i16>,
+    values: Vec<Option<Bytes>>,
+    result_formats: Vec<i16>,
+    /// Open on a backend (for Execute with a row limit): the shard.
+    open_on: Option<ShardId>,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    backends: Arc<Backends>,
+    client: Wire<TcpStream>,
+    attached: Vec<Attached>,
+    txn: Option<Txn>,
+    /// Session settings: (name, SET statement), in order.
+    settings: Vec<(String, String)>,
+    settings_sig: u64,
+    statements: HashMap<String, Stmt>,
+    portals: HashMap<String, Portal>,
+    /// After an error in an extended batch, messages are skipped until Sync.
+    skip_to_sync: bool,
+    running: Arc<Mutex<Running>>,
+}
+
+pub async fn run(shared: Arc<Shared>, stream: TcpStream) -> io::Result<()> {
+    let mut client = Wire::new(stream, MAX_CLIENT_FRAME);
+    // Startup: SSLRequest / GSSENCRequest are declined, CancelRequest served.
+    let params = loop {
+        let Some(body) = client.read_startup().await? else { return Ok(()) };
+        if body.len() < 4 {
+            return Err(super::wire::invalid("short startup packet"));
+        }
+        let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+        match code {
+            SSL_REQUEST | GSSENC_REQUEST => {
+                client.send_raw(b"N");
+                client.flush().await?;
+            }
+            CANCEL_REQUEST => {
+                if body.len() >= 12 {
+                    let pid = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                    let secret = i32::from_be_bytes([body[8], body[9], body[10], body[11]]);
+                    let running = shared.cancels.lock().ok().and_then(|m| m.get(&(pid, secret)).cloned());
+                    if let Some(r) = running {
+                        super::cancel_running(&shared, &r).await;
+                    }
+                }
+                return Ok(());
+            }
+            196608 => break parse_startup(&body[4..]),
+            other => {
+                let e =
+                    SgError::raw("08P01", format!("unsupported frontend protocol {}.{}", other >> 16, other & 0xffff));
+                fatal(&mut client, &e).await?;
+                return Ok(());
+            }
+        }
+    };
+    let user = params.get("user").cloned().unwrap_or_default();
+    if !authenticate(&shared, &mut client, &user).await? {
+        return Ok(());
+    }
+    let backends = shared.backends();
+    let running = Arc::new(Mutex::new(Running::default()));
+    let (pid, secret) = (rand::random::<i32>() & 0x7fff_ffff, rand::random::<i32>());
+    if let Ok(mut m) = shared.cancels.lock() {
+        m.insert((pid, secret), running.clone());
+    }
+    let mut s = Session {
+        shared: shared.clone(),
+        backends,
+        client,
+        attached: Vec::new(),
+        txn: None,
+        settings: Vec::new(),
+        settings_sig: 0,
+        statements: HashMap::new(),
+        portals: HashMap::new(),
+        skip_to_sync: false,
+        running,
+    };
+    s.startup_settings(&params);
+    let result = s.serve(pid, secret).await;
+    if let Ok(mut m) = shared.cancels.lock() {
+        m.remove(&(pid, secret));
+    }
+    // Attached connections are dropped unreleased: closed, rolled back.
+    s.attached.clear();
+    result
+}
+
+fn parse_startup(mut b: &[u8]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let next = |b: &mut &[u8]| -> Option<String> {
+        let end = b.iter().position(|&c| c == 0)?;
+        let s = String::from_utf8_lossy(&b[..end]).into_owned();
+        *b = &b[end + 1..];
+        Some(s)
+    };
+    while let Some(k) = next(&mut b) {
+        if k.is_empty() {
+            break;
+        }
+        let Some(v) = next(&mut b) else { break };
+        out.insert(k, v);
+    }
+    out
+}
+
+async fn fatal(client: &mut Wire<TcpStream>, e: &SgError) -> io::Result<()> {
+    client.send(&ErrorResponse::new(vec![
+        (b'S', "FATAL".into()),
+        (b'V', "FATAL".into()),
+        (b'C', e.code.clone()),
+        (b'M', e.message.clone()),
+    ]))?;
+    client.flush().await
+}
+
+async fn authenticate(shared: &Shared, client: &mut Wire<TcpStream>, user: &str) -> io::Result<bool> {
+    let failed = SgError::raw("28P01", format!("password authentication failed for user \"{user}\""));
+    let Some(ua) = shared.users.get(user) else {
+        fatal(client, &failed).await?;
+        return Ok(false);
+    };
+    let read_password = |f: Option<Frame>| -> Option<Bytes> {
+        let f = f?;
+        (f.tag == b'p').then(|| f.bytes.slice(5..))
+    };
+    match ua.method {
+        AuthMethod::Trust => {}
+        AuthMethod::Md5 => {
+            let salt: [u8; 4] = rand::random();
+            client.send(&Authentication::MD5Password(salt.to_vec()))?;
+            client.flush().await?;
+            let Some(body) = read_password(client.read_frame().await?) else { return Ok(false) };
+            let resp = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(&body)).into_owned();
+            if !super::auth::md5_ok(user, ua.password.as_deref().unwrap_or(""), salt, &resp) {
+                fatal(client, &failed).await?;
+                return Ok(false);
+            }
+        }
+        AuthMethod::ScramSha256 => {
+            let Some(verifier) = ua.scram.clone() else {
+                fatal(client, &failed).await?;
+                return Ok(false);
+            };
+            client.send(&Authentication::SASL(vec!["SCRAM-SHA-256".into()]))?;
+            client.flush().await?;
+            // SASLInitialResponse: mechanism\0, int32 length, data.
+            let Some(mut body) = read_password(client.read_frame().await?) else { return Ok(false) };
+            let Some(end) = body.iter().position(|&c| c == 0) else { return Ok(false) };
+            body.advance(end + 1);
+            if body.len() < 4 {
+                return Ok(false);
+            }
+            let len = body.get_i32();
+            let first = if len < 0 { Bytes::new() } else { body.slice(..(len as usize).min(body.len())) };
+            let (server, server_first) = match super::auth::ScramServer::start(verifier, &first) {
+                Ok(x) => x,
+                Err(_) => {
+                    fatal(client, &failed).await?;
+                    return Ok(false);
+                }
+            };
+            client.send(&Authentication::SASLContinue(Bytes::from(server_first)))?;
+            client.flush().await?;
+            let Some(fin) = read_password(client.read_frame().await?) else { return Ok(false) };
+            match server.finish(&fin) {
+                Ok(server_final) => {
+                    client.send(&Authentication::SASLFinal(Bytes::from(server_final)))?;
+                }
+                Err(_) => {
+                    fatal(client, &failed).await?;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    client.send(&Authentication::Ok)?;
+    Ok(true)
+}
+
+/// A signature of a list of settings.
+fn signature(settings: &[(String, String)]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (_, sql) in settings {
+        h.update(sql.as_bytes());
+        h.update(&[0]);
+    }
+    h.digest()
+}
+
+/// The setting a SET / RESET statement names (lower-cased), from its words.
+fn setting_name(sql: &str) -> Option<String> {
+    let mut words = sql.split(|c: char| c.is_whitespace() || c == '=').filter(|w| !w.is_empty());
+    let verb = words.next()?.to_ascii_lowercase();
+    if verb != "set" && verb != "reset" {
+        return None;
+    }
+    let mut w = words.next()?.to_ascii_lowercase();
+    if w == "session" {
+        w = words.next()?.to_ascii_lowercase();
+    }
+    Some(w.trim_matches('"').to_string())
+}
+
+fn quote_literal(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+impl Session {
+    fn startup_settings(&mut self, params: &HashMap<String, String>) {
+        for (k, v) in params {
+            match k.as_str() {
+                "user" | "database" | "replication" => {}
+                "options" => {
+                    // -c name=value pairs.
+                    let mut it = v.split_whitespace();
+                    while let Some(w) = it.next() {
+                        let kv = if w == "-c" { it.next() } else { w.strip_prefix("-c") };
+                        if let Some((name, value)) = kv.and_then(|kv| kv.split_once('=')) {
+                            self.record_setting(name, &format!("SET {name} TO {}", quote_literal(value)));
+                        }
+                    }
+                }
+                name if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') => {
+                    self.record_setting(name, &format!("SET {name} TO {}", quote_literal(v)));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn record_setting(&mut self, name: &str, sql: &str) {
+        let name = name.to_ascii_lowercase();
+        let list = match self.txn.as_mut().and_then(|t| t.pending_sets.as_mut()) {
+            Some(p) => p,
+            None => &mut self.settings,
+        };
+        list.retain(|(n, _)| *n != name);
+        list.push((name, sql.to_string()));
+        self.settings_sig = signature(&self.settings);
+    }
+
+    fn reset_setting(&mut self, name: Option<&str>) {
+        let list = match self.txn.as_mut().and_then(|t| t.pending_sets.as_mut()) {
+            Some(p) => p,
+            None => &mut self.settings,
+        };
+        match name {
+            Some(n) if n != "all" => list.retain(|(k, _)| k != n),
+            _ => list.clear(),
+        }
+        self.settings_sig = signature(&self.settings);
+    }
+
+    async fn serve(&mut self, pid: i32, secret: i32) -> io::Result<()> {
+        // Report parameters: the baseline, overridden by the client's settings
+        // as a shard reports them after applying them.
+        let mut params: Vec<(String, String)> = self.shared.server_params.clone();
+        if !self.settings.is_empty() {
+            match self.attach(ShardId(0)).await {
+                Ok(i) => {
+                    let reported = self.reported_settings(i).await;
+                    for (k, v) in reported {
+                        match params.iter_mut().find(|(n, _)| *n == k) {
+                            Some(p) => p.1 = v,
+                            None => params.push((k, v)),
+                        }
+                    }
+                    self.release_attached();
+                }
+                Err(e) => {
+                    fatal(&mut self.client, &e).await?;
+                    return Ok(());
+                }
+            }
+        }
+        for (k, v) in &params {
+            self.client.send(&ParameterStatus::new(k.clone(), v.clone()))?;
+        }
+        self.client.send(&BackendKeyData::new(pid, SecretKey::I32(secret)))?;
+        self.ready()?;
+        self.client.flush().await?;
+        loop {
+            let Some(f) = self.client.read_frame().await? else { return Ok(()) };
+            if self.skip_to_sync && !matches!(f.tag, b'S' | b'X') {
+                continue;
+            }
+            match f.tag {
+                b'Q' => {
+                    let q: Query = f.decode()?;
+                    self.simple_query(&q.query).await?;
+                    self.ready()?;
+                    self.client.flush().await?;
+                }
+                b'P' => self.on_parse(f.decode()?).await?,
+                b'B' => self.on_bind(f.decode()?)?,
+                b'D' => self.on_describe(f.decode()?).await?,
+                b'E' => self.on_execute(f.decode()?).await?,
+                b'C' => {
+                    let c: Close = f.decode()?;
+                    let name = c.name.unwrap_or_default();
+                    if c.target_type == b'S' {
+                        self.statements.remove(&name);
+                    } else {
+                        self.portals.remove(&name);
+                    }
+                    self.client.send(&pgwire::messages::extendedquery::CloseComplete::new())?;
+                }
+                b'H' => self.client.flush().await?,
+                b'S' => {
+                    self.on_sync().await?;
+                    self.ready()?;
+                    self.client.flush().await?;
+                }
+                b'X' => return Ok(()),
+                b'd' | b'c' | b'f' => {
+                    // COPY data outside COPY: ignored, as PostgreSQL does.
+                }
+                other => {
+                    let e = SgError::raw("08P01", format!("invalid frontend message type {}", other as char));
+                    fatal(&mut self.client, &e).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn ready(&mut self) -> io::Result<()> {
+        let status = match &self.txn {
+            Some(t) if t.implicit => TransactionStatus::Idle,
+            Some(t) if t.failed => TransactionStatus::Error,
+            Some(_) => TransactionStatus::Transaction,
+            None => TransactionStatus::Idle,
+        };
+        self.client.send(&ReadyForQuery::new(status))
+    }
+
+    fn send_error(&mut self, e: &SgError) -> io::Result<()> {
+        if let Some(t) = self.txn.as_mut() {
+            t.failed = true;
+        }
+        self.client.send(&e.frame())
+    }
+
+    // ---- backend connections ------------------------------------------------
+
+    /// Attaches a connection to `shard` (reusing an attached one), applying
+    /// the session's settings and joining the open transaction.
+    async fn attach(&mut self, shard: ShardId) -> Result<usize, SgError> {
+        if let Some(i) = self.attached.iter().position(|a| a.shard == shard) {
+            return Ok(i);
+        }
+        let pool = self.backends.pool(shard).clone();
+        let mut conn = pool.get().await.map_err(|e| SgError::of(&e))?;
+        let shard_name = pool.name().to_string();
+        let lost = |e: io::Error| SgError::new(ErrorCode::ShardUnavailable, format!("shard {shard_name}: {e}"));
+        if conn.conn().settings != self.settings_sig {
+            let mut sql = String::from("RESET ALL");
+            for (_, s) in &self.settings {
+                sql.push_str("; ");
+                sql.push_str(s);
+            }
+            if let Err(fields) = conn.conn().simple(&sql).await.map_err(lost)? {
+                return Err(backend_error(&fields, None));
+            }
+            conn.conn().settings = self.settings_sig;
+        }
+        if let Some(t) = self.txn.as_ref().filter(|t| !t.begin.is_empty()) {
+            let mut replay = vec![t.begin.clone()];
+            replay.extend(t.savepoints.iter().cloned());
+            replay.extend(t.local_sets.iter().cloned());
+            if let Err(fields) = conn.conn().simple(&replay.join("; ")).await.map_err(lost)? {
+                return Err(backend_error(&fields, Some(&shard_name)));
+            }
+        }
+        self.attached.push(Attached { shard, conn, status: b'I', in_batch: false });
+        Ok(self.attached.len() - 1)
+    }
+
+    /// ParameterStatus values a shard reports for the session's settings.
+    async fn reported_settings(&mut self, i: usize) -> Vec<(String, String)> {
+        let mut sql = String::from("RESET ALL");
+        for (_, s) in &self.settings {
+            sql.push_str("; ");
+            sql.push_str(s);
+        }
+        let conn = self.attached[i].conn.conn();
+        let mut out = Vec::new();
+        if conn.wire.send(&Query::new(sql)).is_err() || conn.wire.flush().await.is_err() {
+            return out;
+        }
+        while let Ok(f) = conn.next().await {
+            match f.tag {
+                b'S' => {
+                    if let Ok(p) = f.decode::<ParameterStatus>() {
+                        out.push((p.name, p.value));
+                    }
+                }
+                b'Z' => break,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Gives back attached connections that are idle; closes the others.
+    fn release_attached(&mut self) {
+        for a in self.attached.drain(..) {
+            if a.status == b'I' && !a.in_batch {
+                a.conn.release();
+            } else {
+                a.conn.discard();
+            }
+        }
+    }
+
+    /// After a statement outside a transaction: connections go back.
+    fn end_statement(&mut self) {
+        if self.txn.is_none() {
+            self.release_attached();
+        }
+        if let Ok(mut r) = self.running.lock() {
+            r.backends.clear();
+        }
+    }
+
+    // ---- simple query ------------------------------------------------------
+
+    async fn simple_query(&mut self, sql: &str) -> io::Result<()> {
+        if let Some(rest) = explain_route(sql) {
+            return self.explain_route(rest);
+        }
+        let backends = self.backends.clone();
+        let router = backends.router.clone();
+        let pieces = crate::route::split_statements(sql, router.rules().backend);
+        if pieces.is_empty() {
+            self.client.send(&pgwire::messages::response::EmptyQueryResponse::new())?;
+            return Ok(());
+        }
+        // Several statements outside a transaction are one implicit
+        // transaction, as in PostgreSQL — unless they control transactions
+        // themselves.
+        let mut plans: Vec<Result<Plan, SgError>> = Vec::with_capacity(pieces.len());
+        for piece in &pieces {
+            let cx = RouteContext { params: &[], pinned: self.pinned(), utc_offset: Some(0) };
+            match router.route(piece, &cx) {
+                Ok(mut p) if !p.is_empty() => plans.push(Ok(p.remove(0))),
+                Ok(_) => {}
+                Err(e) => {
+                    // Nothing of the string runs when a statement of it is refused.
+                    self.send_error(&SgError::of(&e))?;
+                    return Ok(());
+                }
+            }
+        }
+        let implicit = pieces.len() > 1
+            && self.txn.is_none()
+            && plans.iter().all(|p| p.as_ref().is_ok_and(|p| p.control.is_none()));
+        if implicit {
+            self.txn = Some(Txn {
+                begin: "BEGIN".into(),
+                state: TxnState::default(),
+                failed: false,
+                savepoints: Vec::new(),
+                local_sets: Vec::new(),
+                pending_sets: None,
+                implicit: true,
+            });
+        }
+        let mut ok = true;
+        for plan in plans {
+            let plan = match plan {
+                Ok(p) => p,
+                Err(e) => {
+                    self.send_error(&e)?;
+                    ok = false;
+                    break;
+                }
+            };
+            match self.execute_plan(&plan, None).await? {
+                Outcome::Ok => {}
+                Outcome::Failed => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if implicit {
+            let sql = if ok { "COMMIT" } else { "ROLLBACK" };
+            if let Err(e) = self.finish_txn(sql).await {
+                self.client.send(&e.frame())?;
+            }
+            self.txn = None;
+            self.release_attached();
+        }
+        Ok(())
+    }
+
+    fn pinned(&self) -> Option<ShardId> {
+        self.txn.as_ref().and_then(|t| t.state.pinned)
+    }
+
+    fn explain_route(&mut self, sql: &str) -> io::Result<()> {
+        let backends = self.backends.clone();
+        let router = &backends.router;
+        let cx = RouteContext { params: &[], pinned: self.pinned(), utc_offset: Some(0) };
+        let plans = match router.route(sql, &cx) {
+            Ok(p) => p,
+            Err(e) => return self.send_error(&SgError::of(&e)),
+        };
+        let fields = ["shard", "sql", "reason"]
+            .iter()
+            .map(|n| FieldDescription::new((*n).into(), 0, 0, 25, -1, -1, 0))
+            .collect();
+        self.client.send(&RowDescription::new(fields))?;
+        let mut n = 0;
+        for plan in &plans {
+            for row in crate::route::explain_rows(plan, router.rules()) {
+                self.client.send_frame(&data_row(&[
+                    Some(row.shard.as_bytes()),
+                    Some(row.sql.as_bytes()),
+                    Some(row.reason.as_bytes()),
+                ]));
+                n += 1;
+            }
+        }
+        self.client.send(&CommandComplete::new(format!("SELECT {n}")))
+    }
+
+    // ---- transactions --------------------------------------------------------
+
+    /// Commits or rolls back the open transaction on every attached shard.
+    async fn finish_txn(&mut self, sql: &str) -> Result<(), SgError> {
+        self.sync_batches().await;
+        let mut first_error = None;
+        // The write shard last: read-only participants first.
+        let pinned = self.pinned();
+        self.attached.sort_by_key(|a| Some(a.shard) == pinned);
+        for a in self.attached.iter_mut() {
+            match a.conn.conn().simple(sql).await {
+                Ok(Ok(())) => a.status = b'I',
+                Ok(Err(fields)) => {
+                    a.status = b'E';
+                    first_error.get_or_insert(backend_error(&fields, None));
+                }
+                Err(e) => {
+                    a.status = b'E';
+                    first_error.get_or_insert(SgError::new(ErrorCode::ShardUnavailable, e.to_string()));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn control(&mut self, c: Control, sql: &str) -> io::Result<Outcome> {
+        match c {
+            Control::Begin => {
+                if self.txn.as_ref().is_some_and(|t| !t.implicit) {
+                    self.client.send(&NoticeResponse::new(vec![
+                        (b'S', "WARNING".into()),
+                        (b'C', "25001".into()),
+                        (b'M', "there is already a transaction in progress".into()),
+                    ]))?;
+                } else {
+                    self.txn = Some(Txn {
+                        begin: sql.to_string(),
+                        state: TxnState::default(),
+                        failed: false,
+                        savepoints: Vec::new(),
+                        local_sets: Vec::new(),
+                        pending_sets: Some(self.settings.clone()),
+                        implicit: false,
+                    });
+                }
+                self.client.send(&CommandComplete::new("BEGIN".into()))?;
+                Ok(Outcome::Ok)
+            }
+            Control::Commit | Control::Rollback => {
+                let Some(t) = self.txn.take() else {
+                    self.client.send(&NoticeResponse::new(vec![
+                        (b'S', "WARNING".into()),
+                        (b'C', "25P01".into()),
+                        (b'M', "there is no transaction in progress".into()),
+                    ]))?;
+                    let tag = if c == Control::Commit { "COMMIT" } else { "ROLLBACK" };
+                    self.client.send(&CommandComplete::new(tag.into()))?;
+                    return Ok(Outcome::Ok);
+                };
+                let commit = c == Control::Commit && !t.failed;
+                let pending = t.pending_sets.clone();
+                self.txn = Some(t);
+                let result = self.finish_txn(if commit { "COMMIT" } else { "ROLLBACK" }).await;
+                self.txn = None;
+                self.release_attached();
+                match result {
+                    Ok(()) => {
+                        if commit && let Some(p) = pending {
+                            self.settings = p;
+                            self.settings_sig = signature(&self.settings);
+                        }
+                        self.client.send(&CommandComplete::new(if commit { "COMMIT" } else { "ROLLBACK" }.into()))?;
+                        Ok(Outcome::Ok)
+                    }
+                    Err(e) => {
+                        self.client.send(&e.frame())?;
+                        Ok(Outcome::Failed)
+                    }
+                }
+            }
+            Control::Savepoint | Control::ReleaseSavepoint | Control::RollbackToSavepoint => {
+                if self.txn.is_none() || self.attached.is_empty() {
+                    // Outside a transaction the shard answers with its own
+                    // error; with nothing attached yet there is nothing to mark.
+                    if let Some(t) = self.txn.as_mut() {
+                        t.savepoints.push(sql.to_string());
+                        self.client.send(&CommandComplete::new(tag_of(c).into()))?;
+                        return Ok(Outcome::Ok);
+                    }
+                    return self.forward_everywhere(sql, tag_of(c)).await;
+                }
+                let outcome = self.forward_everywhere(sql, tag_of(c)).await?;
+                if let (Outcome::Ok, Some(t)) = (&outcome, self.txn.as_mut()) {
+                    t.savepoints.push(sql.to_string());
+                    if c == Control::RollbackToSavepoint {
+                        t.failed = false;
+                    }
+                }
+                Ok(outcome)
+            }
+            Control::Set | Control::SetLocal | Control::Reset => {
+                if sql.trim_start().to_ascii_lowercase().starts_with("discard") {
+                    self.reset_setting(None);
+                    self.statements.clear();
+                    self.portals.clear();
+                    self.client.send(&CommandComplete::new("DISCARD ALL".into()))?;
+                    return Ok(Outcome::Ok);
+                }
+                let outcome = self.forward_everywhere(sql, "").await?;
+                if let Outcome::Ok = outcome {
+                    let name = setting_name(sql);
+                    match c {
+                        Control::SetLocal => {
+                            if let Some(t) = self.txn.as_mut() {
+                                t.local_sets.push(sql.to_string());
+                            }
+                        }
+                        Control::Set => {
+                            if let Some(n) = name {
+                                self.record_setting(&n, sql);
+                            }
+                        }
+                        _ => self.reset_setting(name.as_deref()),
+                    }
+                    // The attached connections now carry the new settings.
+                    let sig = self.settings_sig;
+                    for a in self.attached.iter_mut() {
+                        a.conn.conn().settings = sig;
+                    }
+                }
+                Ok(outcome)
+            }
+            Control::Show => self.forward_everywhere(sql, "").await,
+        }
+    }
+
+    /// Runs a statement on every attached connection (or on one shard when
+    /// none is attached), forwarding the first connection's answer.
+    async fn forward_everywhere(&mut self, sql: &str, _tag: &str) -> io::Result<Outcome> {
+        self.sync_batches().await;
+        if self.attached.is_empty() {
+            let shard = self.pinned().unwrap_or(ShardId(0));
+            if let Err(e) = self.attach(shard).await {
+                self.send_error(&e)?;
+                self.end_statement();
+                return Ok(Outcome::Failed);
+            }
+        }
+        let mut outcome = Outcome::Ok;
+        for i in 0..self.attached.len() {
+            let conn = self.attached[i].conn.conn();
+            conn.wire.send(&Query::new(sql.to_string()))?;
+            if let Err(e) = conn.wire.flush().await {
+                self.attached[i].status = b'E';
+                self.send_error(&SgError::new(ErrorCode::ShardUnavailable, e.to_string()))?;
+                outcome = Outcome::Failed;
+                break;
+            }
+            loop {
+                let f = match self.attached[i].conn.conn().next().await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.attached[i].status = b'E';
+                        self.send_error(&SgError::new(ErrorCode::ShardUnavailable, e.to_string()))?;
+                        outcome = Outcome::Failed;
+                        break;
+                    }
+                };
+                match f.tag {
+                    b'Z' => {
+                        self.attached[i].status = BackendConn::status_of(&f);
+                        break;
+                    }
+                    b'E' => {
+                        outcome = Outcome::Failed;
+                        if let Some(t) = self.txn.as_mut() {
+                            t.failed = true;
+                        }
+                        if i == 0 {
+                            self.client.send_frame(&f);
+                        }
+                    }
+                    _ if i == 0 => self.client.send_frame(&f),
+                    _ => {}
+                }
+            }
+            if let Outcome::Failed = outcome {
+                break;
+            }
+        }
+        self.end_statement();
+        Ok(outcome)
+    }
+
+    // ---- executing plans -----------------------------------------------------
+
+    /// Admits a plan into the transaction (or the implicit one).
+    fn admit(&mut self, plan: &Plan) -> Result<(), SgError> {
+        let policy = self.shared.config.transactions.policy;
+        let limits = &self.shared.config.limits;
+        if plan.targets.len() > 1 {
+            if limits.refuse_scatter_reads
+                && plan.kind == StatementKind::Read
+                && plan.targets.iter().any(|t| matches!(t.reason, crate::route::Reason::Scatter { .. }))
+            {
+                return Err(SgError::new(
+                    ErrorCode::LimitExceeded,
+                    "scatter reads are refused by the limits.refuse_scatter_reads setting",
+                ));
+            }
+            if let Some(max) = limits.max_shards_per_statement
+                && plan.targets.len() > max
+            {
+                return Err(SgError::new(
+                    ErrorCode::LimitExceeded,
+                    format!(
+                        "the statement needs {} shards; limits.max_shards_per_statement allows {max}",
+                        plan.targets.len()
+                    ),
+                ));
+            }
+        }
+        let rules = self.backends.router.rules().clone();
+        if let Some(t) = self.txn.as_mut() {
+            if t.failed && !t.implicit {
+                return Err(SgError::raw(
+                    "25P02",
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                ));
+            }
+            t.state.admit(plan, policy, &rules).map_err(|e| SgError::of(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Runs one plan; `ext` carries the extended-protocol bind when the plan
+    /// came from a portal.
+    async fn execute_plan(&mut self, plan: &Plan, ext: Option<&ExtBind>) -> io::Result<Outcome> {
+        if let Some(c) = plan.control {
+            let sql = plan.targets.first().map(|t| t.sql.to_string()).unwrap_or_default();
+            return self.control(c, &sql).await;
+        }
+        if let Err(e) = self.admit(plan) {
+            self.send_error(&e)?;
+            return Ok(Outcome::Failed);
+        }
+        let timeout = self.shared.config.timeouts.statement();
+        let result = tokio::time::timeout(timeout, self.run_targets(plan, ext)).await;
+        let outcome = match result {
+            Ok(r) => r?,
+            Err(_) => {
+                let running = self.running.clone();
+                super::cancel_running(&self.shared, &running).await;
+                // The connections are mid-statement: close them.
+                for a in self.attached.iter_mut() {
+                    a.status = b'E';
+                }
+                self.send_error(&SgError::new(
+                    ErrorCode::Timeout,
+                    format!("statement timed out after {} ms (timeouts.statement_ms)", timeout.as_millis()),
+                ))?;
+                if self.txn.as_ref().is_some_and(|t| t.implicit) {
+                    self.attached.clear();
+                }
+                Outcome::Failed
+            }
+        };
+        if let Outcome::Failed = outcome
+            && let Some(t) = self.txn.as_mut()
+        {
+            t.failed = true;
+        }
+        if ext.is_none() {
+            self.end_statement();
+        }
+        Ok(outcome)
+    }
+
+    /// Sends the plan's statements to their shards and answers the client.
+    async fn run_targets(&mut self, plan: &Plan, ext: Option<&ExtBind>) -> io::Result<Outcome> {
+        // Attach every target first.
+        let mut idx = Vec::with_capacity(plan.targets.len());
+        for t in &plan.targets {
+            match self.attach(t.shard).await {
+                Ok(i) => idx.push(i),
+                Err(e) => {
+                    self.send_error(&e)?;
+                    return Ok(Outcome::Failed);
+                }
+            }
+        }
+        // Send to all, then read: the shards work in parallel.
+        for (t, &i) in plan.targets.iter().zip(&idx) {
+            let a = &mut self.attached[i];
+            let sent = match ext {
+                None => a.conn.conn().wire.send(&Query::new(t.sql.to_string())),
+                Some(b) => {
+                    a.in_batch = true;
+                    send_extended(a.conn.conn(), t, b, plan.targets.len() > 1)
+                }
+            };
+            let flushed = match sent {
+                Ok(()) => a.conn.conn().wire.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = flushed {
+                a.status = b'E';
+                let name = self.backends.pool(t.shard).name().to_string();
+                self.send_error(&SgError::new(ErrorCode::ShardUnavailable, format!("shard {name}: {e}")))?;
+                return Ok(Outcome::Failed);
+            }
+            let (pid, secret) = (a.conn.conn().pid, a.conn.conn().secret);
+            if let Ok(mut r) = self.running.lock() {
+                r.backends.push((t.shard, pid, secret));
+            }
+        }
+        if plan.targets.len() == 1 {
+            return self.forward_one(idx[0], ext.is_some()).await;
+        }
+        self.gather(plan, &idx, ext.is_some()).await
+    }
+
+    /// Streams one shard's answer to the client as it arrives.
+    async fn forward_one(&mut self, i: usize, extended: bool) -> io::Result<Outcome> {
+        let mut outcome = Outcome::Ok;
+        loop {
+            let f = match self.attached[i].conn.conn().next().await {
+                Ok(f) => f,
+                Err(e) => {
+                    self.attached[i].status = b'E';
+                    let name = self.backends.pool(self.attached[i].shard).name().to_string();
+                    self.send_error(&SgError::new(ErrorCode::ShardUnavailable, format!("shard {name}: {e}")))?;
+                    return Ok(Outcome::Failed);
+                }
+            };
+            match f.tag {
+                b'Z' => {
+                    self.attached[i].status = BackendConn::status_of(&f);
+                    return Ok(outcome);
+                }
+                // Extended: our own Parse/Bind acknowledgements stay here.
+                b'1' | b'2' if extended => {}
+                b'E' => {
+                    outcome = Outcome::Failed;
+                    self.client.send_frame(&f);
+                    if extended {
+                        return Ok(outcome);
+                    }
+                }
+                b'C' | b's' | b'I' if extended => {
+                    self.client.send_frame(&f);
+                    return Ok(outcome);
+                }
+                _ => {
+                    self.client.send_frame(&f);
+                    if self.client.pending() >= FLUSH_AT {
+                        self.client.flush().await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads every shard's answer and merges them.
+    async fn gather(&mut self, plan: &Plan, idx: &[usize], extended: bool) -> io::Result<Outcome> {
+        let mut answers: Vec<ShardAnswer> = Vec::with_capacity(idx.len());
+        let mut error: Option<(ShardId, Frame)> = None;
+        for &i in idx {
+            let shard = self.attached[i].shard;
+            let mut ans = ShardAnswer::default();
+            loop {
+                let f = match self.attached[i].conn.conn().next().await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.attached[i].status = b'E';
+                        let name = self.backends.pool(shard).name().to_string();
+                        self.send_error(&SgError::new(ErrorCode::ShardUnavailable, format!("shard {name}: {e}")))?;
+                        return Ok(Outcome::Failed);
+                    }
+                };
+                match f.tag {
+                    b'Z' => {
+                        self.attached[i].status = BackendConn::status_of(&f);
+                        break;
+                    }
+                    b'1' | b'2' if extended => {}
+                    b'T' => ans.description = Some(f),
+                    b'D' => ans.rows.push(f),
+                    b'C' => {
+                        ans.tag = Some(f);
+                        if extended {
+                            break;
+                        }
+                    }
+                    b'E' => {
+                        if error.is_none() {
+                            error = Some((shard, f));
+                            // Stop the others.
+                            let running = self.running.clone();
+                            super::cancel_running(&self.shared, &running).await;
+                        }
+                        if extended {
+                            break;
+                        }
+                    }
+                    b'I' => {
+                        ans.tag = None;
+                        if extended {
+                            break;
+                        }
+                    }
+                    b'N' | b'S' => {}
+                    _ => {}
+                }
+            }
+            answers.push(ans);
+        }
+        if let Some((shard, f)) = error {
+            let name = self.backends.pool(shard).name().to_string();
+            let mut fields = error_fields(&f);
+            for (code, value) in fields.iter_mut() {
+                if *code == b'M' {
+                    *value = format!("{value} (on shard {name})");
+                }
+            }
+            self.client.send(&ErrorResponse::new(fields))?;
+            return Ok(Outcome::Failed);
+        }
+        match &plan.merge {
+            Merge::Forward | Merge::Broadcast => {
+                let Some(first) = answers.into_iter().next() else { return Ok(Outcome::Ok) };
+                if let Some(d) = &first.description
+                    && !extended
+                {
+                    self.client.send_frame(d);
+                }
+                for r in &first.rows {
+                    self.client.send_frame(r);
+                }
+                if let Some(t) = &first.tag {
+                    self.client.send_frame(t);
+                }
+                Ok(Outcome::Ok)
+            }
+            Merge::SumCounts => {
+                let mut total: u64 = 0;
+                let mut verb = String::new();
+                let mut described = false;
+                for a in &answers {
+                    if let (Some(d), false, false) = (&a.description, described, extended) {
+                        self.client.send_frame(d);
+                        described = true;
+                    }
+                    for r in &a.rows {
+                        self.client.send_frame(r);
+                    }
+                    if let Some(t) = &a.tag {
+                        let (v, n) = split_tag(t);
+                        verb = v;
+                        total += n;
+                    }
+                }
+                self.client.send(&CommandComplete::new(format!("{verb}{total}")))?;
+                Ok(Outcome::Ok)
+            }
+            Merge::InsertReturning => {
+                // Put rows back in VALUES order.
+                let mut slots: Vec<Option<Frame>> =
+                    vec![None; plan.targets.iter().map(|t| t.rows.as_ref().map_or(0, Vec::len)).sum()];
+                let mut desc = None;
+                for (t, a) in plan.targets.iter().zip(&answers) {
+                    desc = desc.or_else(|| a.description.clone());
+                    if let Some(rows) = &t.rows {
+                        for (k, f) in a.rows.iter().enumerate() {
+                            if let Some(&pos) = rows.get(k)
+                                && let Some(slot) = slots.get_mut(pos)
+                            {
+                                *slot = Some(f.clone());
+                            }
+                        }
+                    }
+                }
+                if let (Some(d), false) = (&desc, extended) {
+                    self.client.send_frame(d);
+                }
+                for f in slots.iter().flatten() {
+                    self.client.send_frame(f);
+                }
+                let total: u64 = answers.iter().filter_map(|a| a.tag.as_ref()).map(|t| split_tag(t).1).sum();
+                self.client.send(&CommandComplete::new(format!("INSERT 0 {total}")))?;
+                Ok(Outcome::Ok)
+            }
+            Merge::Rows(m) => self.merge_rows(m, answers, extended),
+        }
+    }
+
+    /// Combines rows of several shards as the plan's merge says.
+    fn merge_rows(&mut self, m: &RowMerge, answers: Vec<ShardAnswer>, extended: bool) -> io::Result<Outcome> {
+        if m.aggregating || m.distinct || !m.order_by.is_empty() || !m.group_by.is_empty() {
+            self.send_error(&SgError::new(
+                ErrorCode::Unsupported,
+                "this merge (ORDER BY, GROUP BY, aggregates or DISTINCT over several shards) is not available in this build",
+            ))?;
+            return Ok(Outcome::Failed);
+        }
+        let hidden = m.hidden;
+        if let Some(d) = answers.iter().find_map(|a| a.description.as_ref())
+            && !extended
+        {
+            self.client.send_frame(&strip_description(d, hidden)?);
+        }
+        let mut skip = m.offset;
+        let mut left = m.limit.unwrap_or(u64::MAX);
+        let mut sent: u64 = 0;
+        'outer: for a in &answers {
+            for r in &a.rows {
+                if left == 0 {
+                    break 'outer;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                if hidden > 0 {
+                    let cells = data_row_cells(r)?;
+                    let keep = cells.len().saturating_sub(hidden);
+                    let refs: Vec<Option<&[u8]>> = cells[..keep].iter().map(|c| c.as_deref()).collect();
+                    self.client.send_frame(&data_row(&refs));
+                } else {
+                    self.client.send_frame(r);
+                }
+                left -= 1;
+                sent += 1;
+            }
+        }
+        self.client.send(&CommandComplete::new(format!("SELECT {sent}")))?;
+        Ok(Outcome::Ok)
+    }
+
+    // ---- extended query ------------------------------------------------------
+
+    fn ext_error(&mut self, e: &SgError) -> io::Result<()> {
+        self.skip_to_sync = true;
+        self.send_error(e)
+    }
+
+    async fn on_parse(&mut self, p: Parse) -> io::Result<()> {
+        let name = p.name.unwrap_or_default();
+        if !name.is_empty() && self.statements.contains_key(&name) {
+            return self.ext_error(&SgError::raw("42P05", format!("prepared statement \"{name}\" already exists")));
+        }
+        let router = self.backends.router.clone();
+        match router.prepare(&p.query) {
+            Ok(prepared) => {
+                self.statements.insert(name, Stmt { sql: p.query, types: p.type_oids, prepared, desc: None });
+                self.client.send(&pgwire::messages::extendedquery::ParseComplete::new())
+            }
+            Err(e) => self.ext_error(&SgError::of(&e)),
+        }
+    }
+
+    fn on_bind(&mut self, b: Bind) -> io::Result<()> {
+        let stmt_name = b.statement_name.unwrap_or_default();
+        let portal_name = b.portal_name.unwrap_or_default();
+        let Some(stmt) = self.statements.get(&stmt_name) else {
+            return self
+                .ext_error(&SgError::raw("26000", format!("prepared statement \"{stmt_name}\" does not exist")));
+        };
+        let types = match &stmt.desc {
+            Some((pd, _)) => {
+                pd.decode::<pgwire::messages::data::ParameterDescription>().map(|d| d.types).unwrap_or_default()
+            }
+            None => stmt.types.clone(),
+        };
+        let params: Vec<Param> = b
+            .parameters
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let format = match b.parameter_format_codes.as_slice() {
+                    [] => 0,
+                    [one] => *one,
+                    many => many.get(i).copied().unwrap_or(0),
+                };
+                decode_param(v.as_deref(), format, types.get(i).copied().unwrap_or(0))
+            })
+            .collect();
+        let cx = RouteContext { params: &params, pinned: self.pinned(), utc_offset: Some(0) };
+        let router = self.backends.router.clone();
+        match router.bind(&stmt.prepared, &cx) {
+            Ok(plan) => {
+                self.portals.insert(
+                    portal_name,
+                    Portal {
+                        stmt: stmt_name,
+                        plan,
+                        formats: b.parameter_format_codes,
+                        values: b.parameters,
+                        result_formats: b.result_column_format_codes,
+                        open_on: None,
+                    },
+                );
+                self.client.send(&pgwire::messages::extendedquery::BindComplete::new())
+            }
+            Err(e) => self.ext_error(&SgError::of(&e)),
+        }
+    }
+
+    /// Fetches (once) a statement's descriptions from a shard.
+    async fn describe_statement(&mut self, name: &str) -> Result<(Frame, Frame), SgError> {
+        let (sql, types, shard) = match self.statements.get(name) {
+            Some(s) => {
+                if let Some(d) = &s.desc {
+                    return Ok(d.clone());
+                }
+                (s.sql.clone(), s.types.clone(), self.backends.router.describe_shard(&s.prepared))
+            }
+            None => return Err(SgError::raw("26000", format!("prepared statement \"{name}\" does not exist"))),
+        };
+        let shard = self.pinned().unwrap_or(shard);
+        let i = self.attach(shard).await?;
+        // Inside an open batch, Sync would end the batch's transaction: flush instead.
+        let in_batch = self.attached[i].in_batch;
+        let conn = self.attached[i].conn.conn();
+        let io_err = |e: io::Error| SgError::new(ErrorCode::ShardUnavailable, e.to_string());
+        conn.wire.send(&Parse::new(None, sql, types)).map_err(io_err)?;
+        conn.wire.send(&Describe::new(b'S', None)).map_err(io_err)?;
+        if in_batch {
+            conn.wire.send(&pgwire::messages::extendedquery::Flush::new()).map_err(io_err)?;
+        } else {
+            conn.wire.send(&SyncMsg::new()).map_err(io_err)?;
+        }
+        conn.wire.flush().await.map_err(io_err)?;
+        let (mut pd, mut rd, mut err) = (None, None, None);
+        loop {
+            let f = conn.next().await.map_err(io_err)?;
+            match f.tag {
+                b't' => pd = Some(f),
+                b'T' | b'n' => {
+                    rd = Some(f);
+                    if in_batch {
+                        break;
+                    }
+                }
+                b'E' => {
+                    err = Some(error_fields(&f));
+                    if in_batch {
+                        break;
+                    }
+                }
+                b'Z' => {
+                    self.attached[i].status = BackendConn::status_of(&f);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if self.txn.is_none() && !self.attached.iter().any(|a| a.in_batch) {
+            self.release_attached();
+        }
+        if let Some(fields) = err {
+            return Err(backend_error(&fields, None));
+        }
+        let (Some(pd), Some(rd)) = (pd, rd) else {
+            return Err(SgError::raw("XX000", "the shard did not describe the statement"));
+        };
+        if let Some(s) = self.statements.get_mut(name) {
+            s.desc = Some((pd.clone(), rd.clone()));
+        }
+        Ok((pd, rd))
+    }
+
+    async fn on_describe(&mut self, d: Describe) -> io::Result<()> {
+        let name = d.name.unwrap_or_default();
+        if d.target_type == b'S' {
+            match self.describe_statement(&name).await {
+                Ok((pd, rd)) => {
+                    self.client.send_frame(&pd);
+                    self.client.send_frame(&rd);
+                    Ok(())
+                }
+                Err(e) => self.ext_error(&e),
+            }
+        } else {
+            let Some(portal) = self.portals.get(&name) else {
+                return self.ext_error(&SgError::raw("34000", format!("portal \"{name}\" does not exist")));
+            };
+            let (stmt, formats) = (portal.stmt.clone(), portal.result_formats.clone());
+            if portal.plan.control.is_some() {
+                return self.client.send(&pgwire::messages::data::NoData::new());
+            }
+            match self.describe_statement(&stmt).await {
+                Ok((_, rd)) => {
+                    if rd.tag == b'n' {
+                        self.client.send_frame(&rd);
+                        return Ok(());
+                    }
+                    match with_formats(&rd, &formats) {
+                        Ok(f) => {
+                            self.client.send_frame(&f);
+                            Ok(())
+                        }
+                        Err(e) => self.ext_error(&SgError::raw("08P01", e.to_string())),
+                    }
+                }
+                Err(e) => self.ext_error(&e),
+            }
+        }
+    }
+
+    async fn on_execute(&mut self, e: Execute) -> io::Result<()> {
+        let name = e.name.unwrap_or_default();
+        let Some(portal) = self.portals.get(&name) else {
+            return self.ext_error(&SgError::raw("34000", format!("portal \"{name}\" does not exist")));
+        };
+        let plan = portal.plan.clone();
+        let Some(stmt) = self.statements.get(&portal.stmt) else {
+            return self.ext_error(&SgError::raw("26000", "prepared statement does not exist"));
+        };
+        let bind = ExtBind {
+            types: stmt.types.clone(),
+            formats: portal.formats.clone(),
+            values: portal.values.clone(),
+            result_formats: portal.result_formats.clone(),
+            max_rows: e.max_rows,
+            continue_portal: portal.open_on.is_some(),
+        };
+        if self.txn.is_none() && plan.control.is_none() {
+            // An extended batch up to Sync is one implicit transaction.
+            self.txn = Some(Txn {
+                begin: "BEGIN".into(),
+                state: TxnState::default(),
+                failed: false,
+                savepoints: Vec::new(),
+                local_sets: Vec::new(),
+                pending_sets: None,
+                implicit: true,
+            });
+            // The shards' own implicit transactions do the work: nothing is replayed.
+            if let Some(t) = self.txn.as_mut() {
+                t.begin = String::new();
+            }
+        }
+        let outcome = self.execute_plan(&plan, Some(&bind)).await?;
+        if let Outcome::Failed = outcome {
+            self.skip_to_sync = true;
+        } else if plan.targets.len() == 1
+            && let Some(p) = self.portals.get_mut(&name)
+        {
+            p.open_on = Some(plan.targets[0].shard);
+        }
+        Ok(())
+    }
+
+    async fn on_sync(&mut self) -> io::Result<()> {
+        self.skip_to_sync = false;
+        self.sync_batches().await;
+        for p in self.portals.values_mut() {
+            p.open_on = None;
+        }
+        self.portals.retain(|n, _| !n.is_empty());
+        if self.txn.as_ref().is_some_and(|t| t.implicit) {
+            self.txn = None;
+        }
+        if self.txn.is_none() {
+            self.release_attached();
+        }
+        if let Ok(mut r) = self.running.lock() {
+            r.backends.clear();
+        }
+        Ok(())
+    }
+
+    /// Ends the extended-protocol batches open on attached connections.
+    async fn sync_batches(&mut self) {
+        for a in self.attached.iter_mut() {
+            if !a.in_batch {
+                continue;
+            }
+            let conn = a.conn.conn();
+            if conn.wire.send(&SyncMsg::new()).is_err() || conn.wire.flush().await.is_err() {
+                a.status = b'E';
+                continue;
+            }
+            loop {
+                match conn.next().await {
+                    Ok(f) if f.tag == b'Z' => {
+                        a.status = BackendConn::status_of(&f);
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        a.status = b'E';
+                        break;
+                    }
+                }
+            }
+            a.in_batch = false;
+        }
+    }
+}
+
+/// What an extended-protocol Execute sends to each shard.
+struct ExtBind {
+    types: Vec<u32>,
+    formats: Vec<i16>,
+    values: Vec<Option<Bytes>>,
+    result_formats: Vec<i16>,
+    max_rows: i32,
+    continue_portal: bool,
+}
+
+/// One shard's buffered answer.
+#[derive(Default)]
+struct ShardAnswer {
+    description: Option<Frame>,
+    rows: Vec<Frame>,
+    tag: Option<Frame>,
+}
+
+/// Queues Parse (when the connection lacks the statement), Bind, Describe
+/// and Execute for one target, prepared on demand under a name derived from
+/// its text so that it survives transaction pooling.
+fn send_extended(conn: &mut BackendConn, t: &crate::route::Target, b: &ExtBind, describe: bool) -> io::Result<()> {
+    if b.continue_portal && !describe {
+        return conn
+            .wire
+            .send(&Execute::new(None, b.max_rows))
+            .and_then(|_| conn.wire.send(&pgwire::messages::extendedquery::Flush::new()));
+    }
+    let (types, formats, values) = match &t.params {
+        None => (b.types.clone(), b.formats.clone(), b.values.clone()),
+        Some(map) => {
+            let types = map.iter().map(|&i| b.types.get(i).copied().unwrap_or(0)).collect();
+            let formats = match b.formats.as_slice() {
+                [] | [_] => b.formats.clone(),
+                many => map.iter().map(|&i| many.get(i).copied().unwrap_or(0)).collect(),
+            };
+            let values = map.iter().map(|&i| b.values.get(i).cloned().flatten()).collect();
+            (types, formats, values)
+        }
+    };
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(t.sql.as_bytes());
+    for ty in &types {
+        h.update(&ty.to_be_bytes());
+    }
+    let name = format!("sg_{:016x}", h.digest());
+    if !conn.prepared.contains(&name) {
+        conn.wire.send(&Parse::new(Some(name.clone()), t.sql.to_string(), types))?;
+        conn.prepared.insert(name.clone());
+    }
+    conn.wire.send(&Bind::new(None, Some(name), formats, values, b.result_formats.clone()))?;
+    if describe {
+        conn.wire.send(&Describe::new(b'P', None))?;
+    }
+    let max_rows = if describe { 0 } else { b.max_rows };
+    conn.wire.send(&Execute::new(None, max_rows))?;
+    conn.wire.send(&pgwire::messages::extendedquery::Flush::new())
+}
+
+/// A parameter as the router reads it.
+fn decode_param(v: Option<&[u8]>, format: i16, type_oid: u32) -> Param {
+    let Some(v) = v else { return Param::Null };
+    if format == 0 {
+        return match std::str::from_utf8(v) {
+            Ok(s) => Param::Text(s.to_string()),
+            Err(_) => Param::Binary(v.to_vec()),
+        };
+    }
+    match (type_oid, v.len()) {
+        (20, 8) => Param::Int(i64::from_be_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]])),
+        (23, 4) => Param::Int(i64::from(i32::from_be_bytes([v[0], v[1], v[2], v[3]]))),
+        (21, 2) => Param::Int(i64::from(i16::from_be_bytes([v[0], v[1]]))),
+        (25 | 1043 | 1042 | 19, _) => match std::str::from_utf8(v) {
+            Ok(s) => Param::Text(s.to_string()),
+            Err(_) => Param::Binary(v.to_vec()),
+        },
+        (2950, 16) => {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(v);
+            Param::Text(uuid::Uuid::from_bytes(b).to_string())
+        }
+        (1114 | 1184, 8) => {
+            // Microseconds since 2000-01-01.
+            let us = i64::from_be_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]);
+            let base = 946_684_800_000_000i64;
+            match crate::sharding::key::micros_to_datetime(us.saturating_add(base)) {
+                Some(dt) => Param::Text(format!(
+                    "{}{}",
+                    dt.format("%Y-%m-%d %H:%M:%S%.6f"),
+                    if type_oid == 1184 { "+00" } else { "" }
+                )),
+                None => Param::Binary(v.to_vec()),
+            }
+        }
+        (1082, 4) => {
+            let days = i32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+            match crate::sharding::key::days_to_date(days.saturating_add(10_957)) {
+                Some(d) => Param::Text(d.to_string()),
+                None => Param::Binary(v.to_vec()),
+            }
+        }
+        _ => Param::Binary(v.to_vec()),
+    }
+}
+
+/// `EXPLAIN ROUTE <statement>`: the statement.
+fn explain_route(sql: &str) -> Option<&str> {
+    let t = sql.trim_start();
+    let (w1, rest) = t.split_once(char::is_whitespace)?;
+    if !w1.eq_ignore_ascii_case("explain") {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let (w2, stmt) = rest.split_once(char::is_whitespace)?;
+    w2.eq_ignore_ascii_case("route").then_some(stmt)
+}
+
+/// A shard's error as the client sees it.
+fn backend_error(fields: &[(u8, String)], shard: Option<&str>) -> SgError {
+    let code = fields.iter().find(|(c, _)| *c == b'C').map_or("XX000", |(_, v)| v.as_str());
+    let msg = fields.iter().find(|(c, _)| *c == b'M').map_or("error", |(_, v)| v.as_str());
+    match shard {
+        Some(s) => SgError::raw(code, format!("{msg} (on shard {s})")),
+        None => SgError::raw(code, msg),
+    }
+}
+
+/// A command tag's verb prefix and its row count: `UPDATE 3` → ("UPDATE ", 3);
+/// `INSERT 0 2` → ("INSERT 0 ", 2).
+fn split_tag(f: &Frame) -> (String, u64) {
+    let body = f.body();
+    let text = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body)).into_owned();
+    match text.rsplit_once(' ') {
+        Some((verb, n)) => match n.parse::<u64>() {
+            Ok(n) => (format!("{verb} "), n),
+            Err(_) => (text, 0),
+        },
+        None => (text, 0),
+    }
+}
+
+fn tag_of(c: Control) -> &'static str {
+    match c {
+        Control::Savepoint => "SAVEPOINT",
+        Control::ReleaseSavepoint => "RELEASE",
+        Control::RollbackToSavepoint => "ROLLBACK",
+        _ => "",
+    }
+}
+
+/// A RowDescription without its last `hidden` fields.
+fn strip_description(d: &Frame, hidden: usize) -> io::Result<Frame> {
+    if hidden == 0 {
+        return Ok(d.clone());
+    }
+    let mut rd: RowDescription = d.decode()?;
+    let keep = rd.fields.len().saturating_sub(hidden);
+    rd.fields.truncate(keep);
+    encode_frame(&rd)
+}
+
+/// A RowDescription with the client's result formats.
+fn with_formats(d: &Frame, formats: &[i16]) -> io::Result<Frame> {
+    let mut rd: RowDescription = d.decode()?;
+    for (i, f) in rd.fields.iter_mut().enumerate() {
+        f.format_code = match formats {
+            [] => 0,
+            [one] => *one,
+            many => many.get(i).copied().unwrap_or(0),
+        };
+    }
+    encode_frame(&rd)
+}
+
+fn encode_frame<M: pgwire::messages::Message>(m: &M) -> io::Result<Frame> {
+    let mut b = bytes::BytesMut::new();
+    m.encode(&mut b).map_err(|e| super::wire::invalid(&e.to_string()))?;
+    let tag = b.first().copied().unwrap_or(0);
+    Ok(Frame { tag, bytes: b.freeze() })
+}

@@ -7,11 +7,14 @@
 //! shard count other than the committed file's, the yearly event ranges
 //! 2023..=2026 are spread over the shards there are: range i on shard i % N.
 //!
-//! The proxy listener is not built yet: for now the demo prints each shard's
-//! direct URL and the rule file's path, then waits for Ctrl-C or SIGTERM and
-//! stops everything. It does not listen on the proxy port, so several demos
-//! can run at once.
+//! With PostgreSQL shards it then starts the proxy on the given port (the
+//! only fixed port; shard ports come from the OS, so several demos can run
+//! at once on different proxy ports), creates the schema and loads the
+//! sample data *through* the proxy, prints the URLs and a few commands to
+//! try, and serves until Ctrl-C or SIGTERM. The MySQL demo stops after the
+//! shards and the rule file until the MySQL front end exists.
 
+mod load;
 pub mod rule_file;
 pub mod schema;
 
@@ -76,6 +79,61 @@ fn demo(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         return Err("--shards must be at least 1".into());
     }
     let port = args.port.unwrap_or_else(|| default_port(kind));
+    if kind == BackendKind::Mysql {
+        return demo_shards_only(kind, shards, port);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let cluster = Cluster::start(&ClusterSpec::new(kind, shards))?;
+    let rules_path = cluster.dir().join(format!("demo-{}.toml", kind.name()));
+    std::fs::write(&rules_path, rule_file_for(&cluster))?;
+    let result = rt.block_on(async {
+        let mut rules = crate::rules::Rules::load(&rules_path)?;
+        // The rule file names the password's environment variable; the demo
+        // knows the password of the shards it started.
+        for s in &mut rules.shards {
+            s.password.get_or_insert_with(|| crate::cluster::PASSWORD.to_string());
+        }
+        let config = std::sync::Arc::new(demo_config(port, &rules_path));
+        let proxy = crate::server::PgProxy::bind(config, rules).await?;
+        let server = tokio::spawn(proxy.run());
+        load::load(port).await?;
+        for shard in cluster.shards() {
+            println!("shard {}: {}", shard.name, shard.url());
+        }
+        let url = format!("postgres://{USER}:{PASSWORD}@127.0.0.1:{port}/{DATABASE}");
+        println!("proxy: {url}");
+        println!("rules: {}", rules_path.display());
+        println!("try:");
+        println!("  psql \"{url}\"");
+        println!("  psql \"{url}\" -c \"SELECT * FROM users WHERE id = 42\"");
+        println!("  psql \"{url}\" -c \"SELECT id, user_id, amount FROM orders WHERE user_id IN (1, 2, 3)\"");
+        println!("  psql \"{url}\" -c \"EXPLAIN ROUTE SELECT * FROM events WHERE created_at >= '2025-06-01'\"");
+        println!("Ctrl-C stops the demo.");
+        crate::server::wait_for_signal().await;
+        server.abort();
+        Ok::<(), Box<dyn std::error::Error>>(())
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    cluster.stop();
+    result
+}
+
+/// The demo's proxy user (alphanumeric, so that URLs need no escaping).
+pub const USER: &str = "demo";
+pub const PASSWORD: &str = "demo";
+pub const DATABASE: &str = "shardgate";
+
+fn demo_config(port: u16, rules: &std::path::Path) -> crate::config::Config {
+    let text = format!(
+        "rules = {rules:?}\n[postgres]\nlisten = \"127.0.0.1:{port}\"\n[[user]]\nname = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+        rules = rules.display().to_string()
+    );
+    // The text is ours and valid; parsing it keeps one definition of the format.
+    toml::from_str(&text).unwrap_or_else(|e| unreachable!("demo config: {e}"))
+}
+
+/// The MySQL demo until the MySQL front end exists: shards and rule file only.
+fn demo_shards_only(kind: BackendKind, shards: usize, port: u16) -> Result<(), Box<dyn std::error::Error>> {
     let mut signals = crate::cluster::shutdown_signals()?;
     let cluster = Cluster::start(&ClusterSpec::new(kind, shards))?;
     let script = schema::ddl_script(kind);
@@ -89,7 +147,7 @@ fn demo(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("rules: {}", rules.display());
     println!(
-        "note: the proxy listener is not built yet, so nothing listens on port {port}; \
+        "note: the MySQL front end is not built yet, so nothing listens on port {port}; \
          connect to the shards directly (password in SHARDGATE_SHARD_PASSWORD: {}). \
          Ctrl-C stops the demo.",
         crate::cluster::PASSWORD

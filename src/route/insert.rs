@@ -222,9 +222,9 @@ impl InsertShape {
             targets: vec![Target { shard, sql: sql.clone(), params: None, reason, rows: None }],
             merge: Merge::Forward,
         };
-        // Generated ids, one per row, made once.
+        // Generated ids, one per row when the statement left the column out.
         let ids_for_rows: Vec<Option<i64>> =
-            self.rows.iter().map(|r| matches!(r, RowKey::Generated).then(|| ids.next_id())).collect();
+            self.rows.iter().map(|_| self.generated.is_some().then(|| ids.next_id())).collect();
         let with_rows = |keep: &[usize]| -> Statement {
             let mut ins = self.insert.clone();
             if let Some(q) = ins.source.as_mut()

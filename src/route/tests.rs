@@ -623,9 +623,20 @@ fn insert_rows_go_to_their_shards() {
 fn generated_ids_fill_left_out_columns() {
     let r = pg();
     let p = plan(&r, "INSERT INTO orders (user_id, amount) VALUES (7, 1.5), (8, 2.5)");
+    let mut ids = Vec::new();
     for t in &p.targets {
         assert!(t.sql.starts_with("INSERT INTO orders (user_id, amount, id) VALUES ("), "{}", t.sql);
+        // Every row got an id of its own, not NULL.
+        let stmt = &sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &t.sql).unwrap()[0];
+        let sqlparser::ast::Statement::Insert(ins) = stmt else { panic!() };
+        let sqlparser::ast::SetExpr::Values(v) = ins.source.as_ref().unwrap().body.as_ref() else { panic!() };
+        for row in &v.rows {
+            let id: i64 = row[2].to_string().parse().unwrap_or_else(|_| panic!("id of {}", t.sql));
+            ids.push(id);
+        }
     }
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
     // A time-range table with a generated id and its key given.
     let p = plan(&r, "INSERT INTO events (user_id, created_at) VALUES (1, '2024-05-01 10:00:00')");
     assert_eq!(names(&r, &p), vec!["s1"]);

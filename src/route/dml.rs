@@ -233,13 +233,14 @@ impl DmlShape {
                 })
                 .collect::<Vec<_>>();
             let merge = if targets.len() > 1 { Merge::Broadcast } else { Merge::Forward };
-            return Ok(Plan { control: None, kind: self.kind, targets, merge });
+            return Ok(Plan { control: None, copy_in: None, kind: self.kind, targets, merge });
         }
         let kcx = KeyContext { backend: rules.backend, collation: TextCollation::Exact, utc_offset: cx.utc_offset };
         let (shards, reason) = match self.routing.decide(rules, params, &kcx, cx.pinned)? {
             Decision::One(shard, reason) => {
                 return Ok(Plan {
                     control: None,
+                    copy_in: None,
                     kind: self.kind,
                     targets: vec![Target { shard, sql: sql.clone(), params: None, reason, rows: None }],
                     merge: Merge::Forward,
@@ -298,7 +299,7 @@ impl DmlShape {
             }
         }
         let merge = if targets.len() == 1 { Merge::Forward } else { merge };
-        Ok(Plan { control: None, kind: self.kind, targets, merge })
+        Ok(Plan { control: None, copy_in: None, kind: self.kind, targets, merge })
     }
 }
 

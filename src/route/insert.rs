@@ -218,6 +218,7 @@ impl InsertShape {
         };
         let forward = |shard: ShardId, reason: Reason| Plan {
             control: None,
+            copy_in: None,
             kind: StatementKind::Write,
             targets: vec![Target { shard, sql: sql.clone(), params: None, reason, rows: None }],
             merge: Merge::Forward,
@@ -270,6 +271,7 @@ impl InsertShape {
                 let (text, map) = render(&with_rows(&all_rows), rules.backend, params.len());
                 Ok(Plan {
                     control: None,
+                    copy_in: None,
                     kind: StatementKind::Write,
                     targets: vec![Target { shard: *s, sql: text.into(), params: map, reason, rows: None }],
                     merge: Merge::Forward,
@@ -297,7 +299,7 @@ impl InsertShape {
                     })
                     .collect::<Vec<_>>();
                 let merge = if targets.len() > 1 { Merge::Broadcast } else { Merge::Forward };
-                Ok(Plan { control: None, kind: StatementKind::Write, targets, merge })
+                Ok(Plan { control: None, copy_in: None, kind: StatementKind::Write, targets, merge })
             }
             InsertPlacement::Sharded { keyspace, key } => {
                 let ks = rules.keyspace(*keyspace);
@@ -370,7 +372,7 @@ impl InsertShape {
                     (_, true) => Merge::InsertReturning,
                     (_, false) => Merge::SumCounts,
                 };
-                Ok(Plan { control: None, kind: StatementKind::Write, targets, merge })
+                Ok(Plan { control: None, copy_in: None, kind: StatementKind::Write, targets, merge })
             }
         }
     }

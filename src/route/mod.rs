@@ -23,6 +23,7 @@
 
 mod analyze;
 mod cache;
+mod copy;
 mod ddl;
 mod dml;
 pub mod error;
@@ -40,7 +41,9 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 pub use error::RouteError;
-pub use plan::{ColumnRef, Combine, Control, Merge, Plan, Reason, RowMerge, SortKey, StatementKind, Target};
+pub use plan::{
+    ColumnRef, Combine, Control, CopyFormat, CopyIn, Merge, Plan, Reason, RowMerge, SortKey, StatementKind, Target,
+};
 pub use txn::{TxnPolicy, TxnState};
 
 use crate::backend::BackendKind;
@@ -111,6 +114,7 @@ enum Shape {
     OneShard(StatementKind, Reason),
     /// Handled by the session (transaction control, settings).
     Control(Control),
+    Copy(Box<copy::CopyShape>),
 }
 
 /// The router of one rule file.
@@ -225,9 +229,7 @@ impl Router {
                         .into(),
                 });
             }
-            Statement::Copy { .. } => {
-                return Err(RouteError::Unsupported { detail: "COPY is handled by the front end".into() });
-            }
+            Statement::Copy { .. } => Shape::Copy(Box::new(copy::CopyShape::new(&stmt, rules)?)),
             Statement::Prepare { .. } | Statement::Execute { .. } => {
                 return Err(RouteError::Unsupported {
                     detail: "SQL-level PREPARE/EXECUTE cannot follow a statement across pooled connections; use the protocol's prepared statements".into(),
@@ -291,8 +293,9 @@ impl Router {
                     })
                     .collect();
                 let merge = if targets.len() > 1 { Merge::Broadcast } else { Merge::Forward };
-                Ok(Plan { control: None, kind: StatementKind::Ddl, targets, merge })
+                Ok(Plan { control: None, copy_in: None, kind: StatementKind::Ddl, targets, merge })
             }
+            Shape::Copy(c) => c.bind(&p.sql, self, cx),
             Shape::Control(c) => {
                 let (shard, reason) = match cx.pinned {
                     Some(s) => (s, Reason::Transaction),
@@ -300,6 +303,7 @@ impl Router {
                 };
                 Ok(Plan {
                     control: Some(*c),
+                    copy_in: None,
                     kind: StatementKind::Session,
                     targets: vec![Target { shard, sql: p.sql.clone(), params: None, reason, rows: None }],
                     merge: Merge::Forward,
@@ -313,6 +317,7 @@ impl Router {
                 };
                 Ok(Plan {
                     control: None,
+                    copy_in: None,
                     kind: *kind,
                     targets: vec![Target { shard, sql: p.sql.clone(), params: None, reason, rows: None }],
                     merge: Merge::Forward,

@@ -17,6 +17,8 @@ pub struct Plan {
     /// Transaction control and session settings, which the session handles
     /// itself rather than forwarding as they are.
     pub control: Option<Control>,
+    /// COPY … FROM STDIN: how the front end splits the rows it receives.
+    pub copy_in: Option<Box<CopyIn>>,
     /// One entry per shard the statement is sent to, in shard order.
     pub targets: Vec<Target>,
     /// What the proxy does with the shards' answers.
@@ -36,6 +38,29 @@ impl Plan {
     pub fn is_single_shard(&self) -> bool {
         self.targets.len() == 1
     }
+}
+
+/// COPY … FROM STDIN into a table: every shard in `targets` gets the COPY
+/// statement, and each data row goes to the shard its key says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyIn {
+    pub table: String,
+    /// The columns named by the statement (empty: all columns, in table order;
+    /// the front end reads them from a shard's catalog).
+    pub columns: Vec<String>,
+    /// The sharding key column and keyspace; `None` for reference and
+    /// pinned tables, where every target gets every row.
+    pub key: Option<(String, usize)>,
+    pub format: CopyFormat,
+}
+
+/// The row format of a COPY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// Tab (or `delimiter`) separated, backslash escapes, `\N` for NULL.
+    Text { delimiter: u8, null: String },
+    /// CSV with `quote` and `escape`, an optional header line.
+    Csv { delimiter: u8, quote: u8, escape: u8, header: bool, null: String },
 }
 
 /// Statements the session must understand.

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod copy;
 pub mod session;
 pub mod wire;
 

@@ -40,25 +40,29 @@ const FLUSH_AT: usize = 64 * 1024;
 pub struct SgError {
     pub code: String,
     pub message: String,
+    /// Further fields of a shard's error (detail, hint, position, …).
+    pub extra: Vec<(u8, String)>,
 }
 
 impl SgError {
     fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        SgError { code: code.sqlstate().to_string(), message: message.into() }
+        SgError { code: code.sqlstate().to_string(), message: message.into(), extra: Vec::new() }
     }
     fn raw(code: &str, message: impl Into<String>) -> Self {
-        SgError { code: code.to_string(), message: message.into() }
+        SgError { code: code.to_string(), message: message.into(), extra: Vec::new() }
     }
     fn of<E: Coded>(e: &E) -> Self {
-        SgError { code: e.code().sqlstate().to_string(), message: e.to_string() }
+        SgError { code: e.code().sqlstate().to_string(), message: e.to_string(), extra: Vec::new() }
     }
     fn frame(&self) -> ErrorResponse {
-        ErrorResponse::new(vec![
+        let mut fields = vec![
             (b'S', "ERROR".into()),
             (b'V', "ERROR".into()),
             (b'C', self.code.clone()),
             (b'M', self.message.clone()),
-        ])
+        ];
+        fields.extend(self.extra.iter().cloned());
+        ErrorResponse::new(fields)
     }
 }
 
@@ -885,6 +889,23 @@ impl Session {
             self.send_error(&e)?;
             return Ok(Outcome::Failed);
         }
+        if plan.copy_in.is_some() {
+            if ext.is_some() {
+                self.send_error(&SgError::new(
+                    ErrorCode::Unsupported,
+                    "COPY FROM STDIN through the extended protocol is not supported; use a simple query",
+                ))?;
+                return Ok(Outcome::Failed);
+            }
+            let outcome = self.copy_in(plan).await?;
+            if let Outcome::Failed = outcome
+                && let Some(t) = self.txn.as_mut()
+            {
+                t.failed = true;
+            }
+            self.end_statement();
+            return Ok(outcome);
+        }
         let timeout = self.shared.config.timeouts.statement();
         let result = tokio::time::timeout(timeout, self.run_targets(plan, ext)).await;
         let outcome = match result {
@@ -1025,8 +1046,8 @@ impl Session {
                         break;
                     }
                     b'1' | b'2' if extended => {}
-                    b'T' => ans.description = Some(f),
-                    b'D' => ans.rows.push(f),
+                    b'T' | b'H' => ans.description = Some(f),
+                    b'D' | b'd' => ans.rows.push(f),
                     b'C' => {
                         ans.tag = Some(f);
                         if extended {
@@ -1135,8 +1156,305 @@ impl Session {
         }
     }
 
+    /// COPY … FROM STDIN: the client's rows, each to the shard of its key.
+    async fn copy_in(&mut self, plan: &Plan) -> io::Result<Outcome> {
+        let Some(copy) = plan.copy_in.as_deref() else { return Ok(Outcome::Failed) };
+        let mut idx = Vec::with_capacity(plan.targets.len());
+        for t in &plan.targets {
+            match self.attach(t.shard).await {
+                Ok(i) => idx.push(i),
+                Err(e) => {
+                    self.send_error(&e)?;
+                    return Ok(Outcome::Failed);
+                }
+            }
+        }
+        let rules = self.backends.router.rules().clone();
+        // Where the key is in each row.
+        let key_index = match &copy.key {
+            None => None,
+            Some((key, _)) if !copy.columns.is_empty() => copy.columns.iter().position(|c| c == key),
+            Some((key, _)) => {
+                let sql = format!(
+                    "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = {}::regclass \
+                     AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    quote_literal(&copy.table)
+                );
+                match query_column(self.attached[idx[0]].conn.conn(), &sql).await {
+                    Ok(Ok(cols)) => match cols.iter().position(|c| c == key) {
+                        Some(p) => Some(p),
+                        None => {
+                            self.send_error(&SgError::new(
+                                ErrorCode::Unsupported,
+                                format!("{} has no column {key}, its sharding key", copy.table),
+                            ))?;
+                            return Ok(Outcome::Failed);
+                        }
+                    },
+                    Ok(Err(fields)) => {
+                        self.send_error(&backend_error(&fields, None))?;
+                        return Ok(Outcome::Failed);
+                    }
+                    Err(e) => {
+                        self.send_error(&SgError::new(ErrorCode::ShardUnavailable, e.to_string()))?;
+                        return Ok(Outcome::Failed);
+                    }
+                }
+            }
+        };
+        // Start COPY on every target.
+        let mut copy_response = None;
+        let mut failure: Option<SgError> = None;
+        for (t, &i) in plan.targets.iter().zip(&idx) {
+            let conn = self.attached[i].conn.conn();
+            let started = async {
+                conn.wire.send(&Query::new(t.sql.to_string()))?;
+                conn.wire.flush().await?;
+                loop {
+                    let f = conn.next().await?;
+                    match f.tag {
+                        b'G' => return Ok::<Result<Frame, Vec<(u8, String)>>, io::Error>(Ok(f)),
+                        b'E' => {
+                            let fields = error_fields(&f);
+                            // Read up to ReadyForQuery.
+                            while conn.next().await?.tag != b'Z' {}
+                            return Ok(Err(fields));
+                        }
+                        _ => {}
+                    }
+                }
+            };
+            match started.await {
+                Ok(Ok(g)) => {
+                    copy_response.get_or_insert(g);
+                }
+                Ok(Err(fields)) => {
+                    failure.get_or_insert(backend_error(&fields, None));
+                    self.attached[i].status = b'I';
+                }
+                Err(e) => {
+                    self.attached[i].status = b'E';
+                    failure.get_or_insert(SgError::new(ErrorCode::ShardUnavailable, e.to_string()));
+                }
+            }
+        }
+        let Some(g) = copy_response.filter(|_| failure.is_none()) else {
+            self.abort_copy(&idx, "COPY could not start on every shard").await;
+            self.send_error(&failure.unwrap_or_else(|| SgError::raw("XX000", "COPY did not start")))?;
+            return Ok(Outcome::Failed);
+        };
+        self.client.send_frame(&g);
+        self.client.flush().await?;
+        // Stream the rows.
+        let mut splitter = super::copy::RowSplitter::new(copy.format.clone(), key_index);
+        let mut out: Vec<Vec<u8>> = vec![Vec::new(); idx.len()];
+        let kcx = crate::sharding::key::KeyContext::new(rules.backend, crate::sharding::TextCollation::Exact);
+        let mut error: Option<SgError> = None;
+        let mut client_done = false;
+        while !client_done {
+            let Some(f) = self.client.read_frame().await? else { return Err(io::ErrorKind::UnexpectedEof.into()) };
+            match f.tag {
+                b'd' => {
+                    if error.is_none() {
+                        splitter.push(f.body());
+                    }
+                }
+                b'c' => client_done = true,
+                b'f' => {
+                    let msg = String::from_utf8_lossy(f.body().strip_suffix(&[0]).unwrap_or(f.body())).into_owned();
+                    error.get_or_insert(SgError::raw("57014", format!("COPY from stdin failed: {msg}")));
+                    client_done = true;
+                }
+                b'H' | b'S' => {}
+                other => {
+                    error.get_or_insert(SgError::raw(
+                        "08P01",
+                        format!("unexpected message type {} during COPY", other as char),
+                    ));
+                    client_done = true;
+                }
+            }
+            if error.is_some() {
+                continue;
+            }
+            loop {
+                // At the end, a last line without a newline is a row too.
+                let next = match splitter.next_row() {
+                    Ok(None) if client_done => splitter.finish(),
+                    other => other,
+                };
+                let (row, header) = match next {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => {
+                        error = Some(SgError::raw("22P04", format!("bad COPY data: {e}")));
+                        break;
+                    }
+                };
+                if row.end_marker {
+                    for buf in out.iter_mut() {
+                        buf.extend_from_slice(&row.bytes);
+                    }
+                    continue;
+                }
+                let dest: Vec<usize> = match (&copy.key, &row.key, header) {
+                    (Some((key, keyspace)), Some(field), false) => {
+                        let ks = rules.keyspace(*keyspace);
+                        let lit = match field {
+                            super::copy::Field::Null => crate::sharding::Literal::Null,
+                            super::copy::Field::Value(v) => crate::sharding::Literal::String(v),
+                        };
+                        match ks.place(&rules.ring, lit, &kcx) {
+                            Ok((crate::rules::KeyPlacement::Shard(s), _)) => {
+                                match plan.targets.iter().position(|t| t.shard == s) {
+                                    Some(p) => vec![p],
+                                    None => {
+                                        error =
+                                            Some(SgError::raw("XX000", "a row's shard is not a target of the COPY"));
+                                        break;
+                                    }
+                                }
+                            }
+                            Ok((crate::rules::KeyPlacement::Nowhere, None)) => {
+                                error = Some(SgError::new(
+                                    ErrorCode::NullKey,
+                                    format!("COPY into {}: a row has a NULL sharding key {key}", copy.table),
+                                ));
+                                break;
+                            }
+                            Ok((crate::rules::KeyPlacement::Uncovered, v)) => {
+                                error = Some(SgError::new(
+                                    ErrorCode::NoShardForKey,
+                                    format!(
+                                        "COPY into {}: key {} is outside every time range",
+                                        copy.table,
+                                        v.map(|v| v.to_string()).unwrap_or_default()
+                                    ),
+                                ));
+                                break;
+                            }
+                            Ok((crate::rules::KeyPlacement::Nowhere, Some(v))) => {
+                                error = Some(SgError::new(
+                                    ErrorCode::InvalidKeyValue,
+                                    format!("COPY into {}: {v} is not a valid {key}", copy.table),
+                                ));
+                                break;
+                            }
+                            Err(e) => {
+                                error = Some(SgError::new(
+                                    ErrorCode::InvalidKeyValue,
+                                    format!("COPY into {}: {e}", copy.table),
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    // Reference and pinned tables, and CSV headers: every target.
+                    _ => (0..idx.len()).collect(),
+                };
+                for p in dest {
+                    out[p].extend_from_slice(&row.bytes);
+                }
+            }
+            if error.is_some() {
+                continue;
+            }
+            for (p, buf) in out.iter_mut().enumerate() {
+                if buf.len() >= FLUSH_AT || (client_done && !buf.is_empty()) {
+                    let conn = self.attached[idx[p]].conn.conn();
+                    let data = pgwire::messages::copy::CopyData::new(Bytes::from(std::mem::take(buf)));
+                    let sent = conn.wire.send(&data);
+                    if sent.is_err() || conn.wire.flush().await.is_err() {
+                        self.attached[idx[p]].status = b'E';
+                        error = Some(SgError::new(ErrorCode::ShardUnavailable, "a shard went away during COPY"));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = error {
+            self.abort_copy(&idx, &e.message).await;
+            self.send_error(&e)?;
+            return Ok(Outcome::Failed);
+        }
+        // Finish on every shard and add up the counts.
+        let mut total = 0u64;
+        let mut failure = None;
+        for &i in &idx {
+            let conn = self.attached[i].conn.conn();
+            let done = async {
+                conn.wire.send(&pgwire::messages::copy::CopyDone::new())?;
+                conn.wire.flush().await?;
+                let (mut n, mut err) = (0u64, None);
+                loop {
+                    let f = conn.next().await?;
+                    match f.tag {
+                        b'C' => n = split_tag(&f).1,
+                        b'E' => err = Some(error_fields(&f)),
+                        b'Z' => return Ok::<_, io::Error>((n, err, BackendConn::status_of(&f))),
+                        _ => {}
+                    }
+                }
+            };
+            match done.await {
+                Ok((n, err, status)) => {
+                    self.attached[i].status = status;
+                    total += n;
+                    if let Some(fields) = err {
+                        failure.get_or_insert(backend_error(&fields, None));
+                    }
+                }
+                Err(e) => {
+                    self.attached[i].status = b'E';
+                    failure.get_or_insert(SgError::new(ErrorCode::ShardUnavailable, e.to_string()));
+                }
+            }
+        }
+        if let Some(e) = failure {
+            self.send_error(&e)?;
+            return Ok(Outcome::Failed);
+        }
+        self.client.send(&CommandComplete::new(format!("COPY {total}")))?;
+        Ok(Outcome::Ok)
+    }
+
+    /// Stops a COPY on every target: CopyFail, then read to ReadyForQuery.
+    async fn abort_copy(&mut self, idx: &[usize], why: &str) {
+        for &i in idx {
+            let a = &mut self.attached[i];
+            let conn = a.conn.conn();
+            let failed = async {
+                conn.wire.send(&pgwire::messages::copy::CopyFail::new(why.to_string()))?;
+                conn.wire.flush().await?;
+                loop {
+                    let f = conn.next().await?;
+                    if f.tag == b'Z' {
+                        return Ok::<u8, io::Error>(BackendConn::status_of(&f));
+                    }
+                }
+            };
+            a.status = failed.await.unwrap_or(b'E');
+        }
+    }
+
     /// Combines rows of several shards as the plan's merge says.
     fn merge_rows(&mut self, m: &RowMerge, answers: Vec<ShardAnswer>, extended: bool) -> io::Result<Outcome> {
+        // COPY … TO STDOUT over several shards: one CopyOutResponse, every
+        // shard's data, one CopyDone, the rows added up.
+        if answers.iter().any(|a| a.description.as_ref().is_some_and(|d| d.tag == b'H')) {
+            if let Some(h) = answers.iter().find_map(|a| a.description.as_ref()) {
+                self.client.send_frame(h);
+            }
+            for a in &answers {
+                for r in &a.rows {
+                    self.client.send_frame(r);
+                }
+            }
+            self.client.send(&pgwire::messages::copy::CopyDone::new())?;
+            let total: u64 = answers.iter().filter_map(|a| a.tag.as_ref()).map(|t| split_tag(t).1).sum();
+            self.client.send(&CommandComplete::new(format!("COPY {total}")))?;
+            return Ok(Outcome::Ok);
+        }
         if m.aggregating || m.distinct || !m.order_by.is_empty() || !m.group_by.is_empty() {
             self.send_error(&SgError::new(
                 ErrorCode::Unsupported,
@@ -1562,9 +1880,31 @@ fn explain_route(sql: &str) -> Option<&str> {
 fn backend_error(fields: &[(u8, String)], shard: Option<&str>) -> SgError {
     let code = fields.iter().find(|(c, _)| *c == b'C').map_or("XX000", |(_, v)| v.as_str());
     let msg = fields.iter().find(|(c, _)| *c == b'M').map_or("error", |(_, v)| v.as_str());
-    match shard {
+    let mut e = match shard {
         Some(s) => SgError::raw(code, format!("{msg} (on shard {s})")),
         None => SgError::raw(code, msg),
+    };
+    e.extra = fields.iter().filter(|(c, _)| !matches!(c, b'S' | b'V' | b'C' | b'M')).cloned().collect();
+    e
+}
+
+/// The first column of a catalog query's rows.
+async fn query_column(conn: &mut BackendConn, sql: &str) -> io::Result<Result<Vec<String>, Vec<(u8, String)>>> {
+    conn.wire.send(&Query::new(sql.to_string()))?;
+    conn.wire.flush().await?;
+    let (mut out, mut err) = (Vec::new(), None);
+    loop {
+        let f = conn.next().await?;
+        match f.tag {
+            b'D' => {
+                if let Some(Some(v)) = data_row_cells(&f)?.into_iter().next() {
+                    out.push(String::from_utf8_lossy(&v).into_owned());
+                }
+            }
+            b'E' => err = Some(error_fields(&f)),
+            b'Z' => return Ok(err.map_or(Ok(out), Err)),
+            _ => {}
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod demo;
 pub mod error;
+pub mod merge;
 pub mod route;
 pub mod rules;
 pub mod sharding;

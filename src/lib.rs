@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod merge;
 pub mod pool;
 pub mod protocol;
 pub mod route;

@@ -16,17 +16,8 @@ const SHARDS: usize = 4;
 const PER_SHARD: usize = 250_000;
 
 fn columns(oids: &[u32]) -> (Vec<ColumnKind>, Arc<dyn CellCodec>) {
-    let kinds = oids
-        .iter()
-        .map(|&o| kind_of(o, Collation::Binary))
-        .collect();
-    let cols = oids
-        .iter()
-        .map(|&o| PgColumn {
-            type_oid: o,
-            binary: true,
-        })
-        .collect();
+    let kinds = oids.iter().map(|&o| kind_of(o, Collation::Binary)).collect();
+    let cols = oids.iter().map(|&o| PgColumn { type_oid: o, binary: true }).collect();
     (kinds, Arc::new(PgCodec::new(cols)))
 }
 
@@ -38,15 +29,10 @@ fn bench(c: &mut Criterion) {
     // SELECT id, name FROM t ORDER BY id: each shard sorted on id (int8, binary).
     let (kinds, codec) = columns(&[oid::INT8, oid::TEXT]);
     let plan = RowMerge {
-        order_by: vec![SortKey {
-            column: ColumnRef::FromStart(0),
-            descending: false,
-            nulls_first: false,
-        }],
+        order_by: vec![SortKey { column: ColumnRef::FromStart(0), descending: false, nulls_first: false }],
         ..Default::default()
     };
-    let merger =
-        Merger::new(&plan, kinds, codec, MergeConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    let merger = Merger::new(&plan, kinds, codec, MergeConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     let shards: Vec<Vec<Row>> = (0..SHARDS)
         .map(|s| {
             (0..PER_SHARD)
@@ -61,10 +47,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || shards.clone(),
             |shards| {
-                let its: Vec<_> = shards
-                    .into_iter()
-                    .map(|s| s.into_iter().map(Ok::<Row, Infallible>))
-                    .collect();
+                let its: Vec<_> = shards.into_iter().map(|s| s.into_iter().map(Ok::<Row, Infallible>)).collect();
                 let mut n = 0usize;
                 for r in merger.rows(its) {
                     n += black_box(r.map(|r| r.len()).unwrap_or(0));
@@ -87,8 +70,7 @@ fn bench(c: &mut Criterion) {
         aggregating: true,
         ..Default::default()
     };
-    let merger =
-        Merger::new(&plan, kinds, codec, MergeConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    let merger = Merger::new(&plan, kinds, codec, MergeConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     let shards: Vec<Vec<Row>> = (0..SHARDS)
         .map(|s| {
             (0..PER_SHARD)
@@ -107,10 +89,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || shards.clone(),
             |shards| {
-                let its: Vec<_> = shards
-                    .into_iter()
-                    .map(|s| s.into_iter().map(Ok::<Row, Infallible>))
-                    .collect();
+                let its: Vec<_> = shards.into_iter().map(|s| s.into_iter().map(Ok::<Row, Infallible>)).collect();
                 merger.rows(its).count()
             },
             BatchSize::PerIteration,

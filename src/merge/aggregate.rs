@@ -105,21 +105,14 @@ fn as_count(v: Value, col: usize) -> Result<i64, MergeError> {
         Value::Null => Ok(0),
         Value::Int(i) => Ok(i),
         Value::Numeric(d) => d.to_i64().ok_or(MergeError::Overflow("count")),
-        other => Err(MergeError::Decode {
-            column: col,
-            kind: "count",
-            detail: format!("a {} value", other.kind_name()),
-        }),
+        other => {
+            Err(MergeError::Decode { column: col, kind: "count", detail: format!("a {} value", other.kind_name()) })
+        }
     }
 }
 
 impl Aggregator {
-    pub fn new(
-        spec: Arc<AggSpec>,
-        codec: Arc<dyn CellCodec>,
-        max_groups: u64,
-        max_bytes: u64,
-    ) -> Self {
+    pub fn new(spec: Arc<AggSpec>, codec: Arc<dyn CellCodec>, max_groups: u64, max_bytes: u64) -> Self {
         Aggregator {
             spec,
             codec,
@@ -141,10 +134,7 @@ impl Aggregator {
                 Slot::Count => Acc::Count(0),
                 Slot::Sum => Acc::Sum(Value::Null),
                 Slot::Min | Slot::Max => Acc::Extreme(None),
-                Slot::Avg { .. } => Acc::Avg {
-                    sum: Value::Null,
-                    count: 0,
-                },
+                Slot::Avg { .. } => Acc::Avg { sum: Value::Null, count: 0 },
             })
             .collect()
     }
@@ -160,24 +150,15 @@ impl Aggregator {
             Some(&g) => g,
             None => {
                 if self.groups.len() as u64 >= self.max_groups {
-                    return Err(MergeError::LimitExceeded {
-                        what: "groups",
-                        limit: self.max_groups,
-                    });
+                    return Err(MergeError::LimitExceeded { what: "groups", limit: self.max_groups });
                 }
                 self.bytes += (row.byte_len() + self.key.len() + 64) as u64;
                 if self.bytes > self.max_bytes {
-                    return Err(MergeError::LimitExceeded {
-                        what: "bytes",
-                        limit: self.max_bytes,
-                    });
+                    return Err(MergeError::LimitExceeded { what: "bytes", limit: self.max_bytes });
                 }
                 let g = self.groups.len();
                 let accs = self.fresh_accs();
-                self.groups.push(Group {
-                    first: row.clone(),
-                    accs,
-                });
+                self.groups.push(Group { first: row.clone(), accs });
                 self.index.insert(self.key.clone(), g);
                 g
             }
@@ -202,11 +183,7 @@ impl Aggregator {
                             None => true,
                             Some((b, _)) => {
                                 let o = v.compare(b, spec.collations[col]);
-                                if *slot == Slot::Min {
-                                    o.is_lt()
-                                } else {
-                                    o.is_gt()
-                                }
+                                if *slot == Slot::Min { o.is_lt() } else { o.is_gt() }
                             }
                         };
                         if better {
@@ -236,10 +213,7 @@ impl Aggregator {
         if self.groups.is_empty() && self.spec.group_cols.is_empty() {
             let width = self.spec.slots.len();
             let accs = self.fresh_accs();
-            self.groups.push(Group {
-                first: Row::from_cells(std::iter::repeat_n(None, width)),
-                accs,
-            });
+            self.groups.push(Group { first: Row::from_cells(std::iter::repeat_n(None, width)), accs });
         }
         let codec = self.codec.as_ref();
         let width = self.spec.slots.len();
@@ -253,9 +227,7 @@ impl Aggregator {
                         let cell = g.first.get(col);
                         row.push(cell);
                         values.push(match cell {
-                            Some(raw) if needed.get(col).copied().unwrap_or(false) => {
-                                codec.decode(col, raw)?
-                            }
+                            Some(raw) if needed.get(col).copied().unwrap_or(false) => codec.decode(col, raw)?,
                             _ => Value::Null,
                         });
                     }
@@ -301,22 +273,16 @@ pub fn average(sum: &Value, count: i64, rules: NumericRules) -> Result<Value, Me
         Value::Int(i) => Decimal::from_i64(*i),
         Value::Numeric(d) => d.clone(),
         other => {
-            return Err(MergeError::Unsupported(format!(
-                "an average of {} values",
-                other.kind_name()
-            )));
+            return Err(MergeError::Unsupported(format!("an average of {} values", other.kind_name())));
         }
     };
     let scale = match rules {
         NumericRules::Postgres => pg_select_div_scale(&d, &Decimal::from_i64(count)),
-        NumericRules::Mysql {
-            div_precision_increment,
-            max_scale,
-        } => (d.scale() + div_precision_increment).min(max_scale),
+        NumericRules::Mysql { div_precision_increment, max_scale } => {
+            (d.scale() + div_precision_increment).min(max_scale)
+        }
     };
-    d.div_int(count, scale)
-        .map(Value::Numeric)
-        .ok_or(MergeError::Overflow("average"))
+    d.div_int(count, scale).map(Value::Numeric).ok_or(MergeError::Overflow("average"))
 }
 
 #[cfg(test)]
@@ -336,10 +302,7 @@ mod tests {
         }
     }
 
-    const MYSQL: NumericRules = NumericRules::Mysql {
-        div_precision_increment: 4,
-        max_scale: 30,
-    };
+    const MYSQL: NumericRules = NumericRules::Mysql { div_precision_increment: 4, max_scale: 30 };
 
     #[test]
     fn postgres_avg_scales() {
@@ -350,10 +313,7 @@ mod tests {
         assert_eq!(avg(Value::Int(1), 3, pg), "0.33333333333333333333");
         assert_eq!(avg(Value::Int(200_000), 2, pg), "100000.000000000000");
         assert_eq!(avg(Value::Int(-7), 3, pg), "-2.3333333333333333");
-        assert_eq!(
-            avg(n("1.00000000000000000001"), 1, pg),
-            "1.00000000000000000001"
-        );
+        assert_eq!(avg(n("1.00000000000000000001"), 1, pg), "1.00000000000000000001");
         assert_eq!(avg(Value::Float(3.0), 2, pg), "1.5");
         assert_eq!(avg(Value::Null, 0, pg), "NULL");
         assert_eq!(avg(Value::Int(5), 0, pg), "NULL");
@@ -366,10 +326,7 @@ mod tests {
         assert_eq!(avg(n("3.75"), 2, MYSQL), "1.875000");
         assert_eq!(avg(n("3.00"), 2, MYSQL), "1.500000");
         assert_eq!(avg(Value::Float(1.0), 4, MYSQL), "0.25");
-        let capped = NumericRules::Mysql {
-            div_precision_increment: 4,
-            max_scale: 5,
-        };
+        let capped = NumericRules::Mysql { div_precision_increment: 4, max_scale: 5 };
         assert_eq!(avg(n("1.000"), 3, capped), "0.33333");
     }
 }

@@ -55,9 +55,7 @@ impl Collation {
     pub fn compare(self, a: &str, b: &str) -> Ordering {
         match self {
             Collation::Binary => a.as_bytes().cmp(b.as_bytes()),
-            Collation::IcuRoot => icu()
-                .compare(a, b)
-                .then_with(|| a.as_bytes().cmp(b.as_bytes())),
+            Collation::IcuRoot => icu().compare(a, b).then_with(|| a.as_bytes().cmp(b.as_bytes())),
             Collation::MysqlGeneralCi => general_ci_compare(a, b),
         }
     }

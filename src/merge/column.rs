@@ -77,10 +77,7 @@ impl Row {
     }
 
     pub fn with_capacity(cells: usize, bytes: usize) -> Self {
-        Row {
-            buf: Vec::with_capacity(bytes),
-            cells: Vec::with_capacity(cells),
-        }
+        Row { buf: Vec::with_capacity(bytes), cells: Vec::with_capacity(cells) }
     }
 
     /// A row from cells (convenient in tests and simple front ends).
@@ -108,24 +105,15 @@ impl Row {
     }
 
     /// Appends a cell written in place by `write`.
-    pub fn push_with<E>(
-        &mut self,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<(), E> {
+    pub fn push_with<E>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
         let start = self.buf.len();
         write(&mut self.buf)?;
-        self.cells
-            .push((start as u32, (self.buf.len() - start) as u32));
+        self.cells.push((start as u32, (self.buf.len() - start) as u32));
         Ok(())
     }
 
     /// Appends a value: NULL as NULL, anything else through the codec.
-    pub fn push_value(
-        &mut self,
-        codec: &dyn CellCodec,
-        column: usize,
-        value: &Value,
-    ) -> Result<(), MergeError> {
+    pub fn push_value(&mut self, codec: &dyn CellCodec, column: usize, value: &Value) -> Result<(), MergeError> {
         if value.is_null() {
             self.push_null();
             Ok(())
@@ -136,11 +124,7 @@ impl Row {
 
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         let &(start, len) = self.cells.get(i)?;
-        if start == NULL_START {
-            None
-        } else {
-            Some(&self.buf[start as usize..(start + len) as usize])
-        }
+        if start == NULL_START { None } else { Some(&self.buf[start as usize..(start + len) as usize]) }
     }
 
     pub fn is_null(&self, i: usize) -> bool {
@@ -161,13 +145,7 @@ impl Row {
             return;
         }
         self.cells.truncate(n);
-        let end = self
-            .cells
-            .iter()
-            .filter(|c| c.0 != NULL_START)
-            .map(|c| (c.0 + c.1) as usize)
-            .max()
-            .unwrap_or(0);
+        let end = self.cells.iter().filter(|c| c.0 != NULL_START).map(|c| (c.0 + c.1) as usize).max().unwrap_or(0);
         self.buf.truncate(end);
     }
 

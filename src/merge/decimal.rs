@@ -30,11 +30,7 @@ pub struct Decimal {
 
 impl Decimal {
     pub fn zero(scale: u32) -> Self {
-        Decimal {
-            neg: false,
-            scale,
-            mag: Vec::new(),
-        }
+        Decimal { neg: false, scale, mag: Vec::new() }
     }
 
     pub fn from_i64(v: i64) -> Self {
@@ -114,11 +110,7 @@ impl Decimal {
         if n > 0 {
             mul_small(&mut mag, 10u32.pow(n), chunk);
         }
-        Decimal {
-            neg: false,
-            scale: 0,
-            mag,
-        }
+        Decimal { neg: false, scale: 0, mag }
     }
 
     /// Builds `mantissa × 10^exp10` shown with `scale` digits after the point;
@@ -176,30 +168,18 @@ impl Decimal {
         let mut out = if a.neg == b.neg {
             let mut mag = a.mag;
             add_mag(&mut mag, &b.mag);
-            Decimal {
-                neg: a.neg,
-                scale,
-                mag,
-            }
+            Decimal { neg: a.neg, scale, mag }
         } else {
             match cmp_mag(&a.mag, &b.mag) {
                 Ordering::Less => {
                     let mut mag = b.mag;
                     sub_mag(&mut mag, &a.mag);
-                    Decimal {
-                        neg: b.neg,
-                        scale,
-                        mag,
-                    }
+                    Decimal { neg: b.neg, scale, mag }
                 }
                 _ => {
                     let mut mag = a.mag;
                     sub_mag(&mut mag, &b.mag);
-                    Decimal {
-                        neg: a.neg,
-                        scale,
-                        mag,
-                    }
+                    Decimal { neg: a.neg, scale, mag }
                 }
             }
         };
@@ -230,11 +210,7 @@ impl Decimal {
         if guard >= 5 {
             add_small(&mut mag, 1);
         }
-        let mut out = Decimal {
-            neg: self.neg != (divisor < 0),
-            scale,
-            mag,
-        };
+        let mut out = Decimal { neg: self.neg != (divisor < 0), scale, mag };
         out.normalize_sign();
         Some(out)
     }
@@ -358,10 +334,7 @@ impl Decimal {
     pub fn to_f64(&self) -> f64 {
         let mut s = Vec::new();
         self.write_text(&mut s);
-        std::str::from_utf8(&s)
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(f64::NAN)
+        std::str::from_utf8(&s).ok().and_then(|t| t.parse().ok()).unwrap_or(f64::NAN)
     }
 }
 
@@ -382,11 +355,7 @@ impl Ord for Decimal {
     fn cmp(&self, other: &Self) -> Ordering {
         let (an, bn) = (self.is_negative(), other.is_negative());
         if an != bn {
-            return if an {
-                Ordering::Less
-            } else {
-                Ordering::Greater
-            };
+            return if an { Ordering::Less } else { Ordering::Greater };
         }
         let scale = self.scale.max(other.scale);
         let a = self.with_scale(scale);
@@ -479,9 +448,7 @@ fn div_pow10(m: &mut Vec<u32>, mut k: u64) {
 }
 
 fn cmp_mag(a: &[u32], b: &[u32]) -> Ordering {
-    a.len()
-        .cmp(&b.len())
-        .then_with(|| a.iter().rev().cmp(b.iter().rev()))
+    a.len().cmp(&b.len()).then_with(|| a.iter().rev().cmp(b.iter().rev()))
 }
 
 fn add_mag(a: &mut Vec<u32>, b: &[u32]) {
@@ -544,14 +511,7 @@ mod tests {
 
     #[test]
     fn parse_and_print_keep_scale() {
-        for s in [
-            "0",
-            "1.50",
-            "-2.25",
-            "0.001",
-            "-0.5",
-            "123456789012345678901234567890.123456789",
-        ] {
+        for s in ["0", "1.50", "-2.25", "0.001", "-0.5", "123456789012345678901234567890.123456789"] {
             assert_eq!(d(s).to_string(), s);
         }
         assert_eq!(d("-0.00").to_string(), "0.00");
@@ -572,16 +532,8 @@ mod tests {
         assert_eq!(d("2.25").add(&d("-2.25")).to_string(), "0.00");
         // Beyond 28 digits (rust_decimal's limit) and i128.
         let big = d("99999999999999999999999999999999999999999.99");
-        assert_eq!(
-            big.add(&d("0.01")).to_string(),
-            "100000000000000000000000000000000000000000.00"
-        );
-        assert_eq!(
-            Decimal::from_i64(i64::MAX)
-                .add(&Decimal::from_i64(i64::MAX))
-                .to_string(),
-            "18446744073709551614"
-        );
+        assert_eq!(big.add(&d("0.01")).to_string(), "100000000000000000000000000000000000000000.00");
+        assert_eq!(Decimal::from_i64(i64::MAX).add(&Decimal::from_i64(i64::MAX)).to_string(), "18446744073709551614");
     }
 
     #[test]
@@ -595,22 +547,10 @@ mod tests {
 
     #[test]
     fn division_rounds_half_away_from_zero() {
-        assert_eq!(
-            d("7").div_int(3, 16).map(|x| x.to_string()),
-            Some("2.3333333333333333".into())
-        );
-        assert_eq!(
-            d("2").div_int(3, 4).map(|x| x.to_string()),
-            Some("0.6667".into())
-        );
-        assert_eq!(
-            d("-2").div_int(3, 4).map(|x| x.to_string()),
-            Some("-0.6667".into())
-        );
-        assert_eq!(
-            d("0.125").div_int(1, 2).map(|x| x.to_string()),
-            Some("0.13".into())
-        );
+        assert_eq!(d("7").div_int(3, 16).map(|x| x.to_string()), Some("2.3333333333333333".into()));
+        assert_eq!(d("2").div_int(3, 4).map(|x| x.to_string()), Some("0.6667".into()));
+        assert_eq!(d("-2").div_int(3, 4).map(|x| x.to_string()), Some("-0.6667".into()));
+        assert_eq!(d("0.125").div_int(1, 2).map(|x| x.to_string()), Some("0.13".into()));
         assert!(d("1").div_int(0, 2).is_none());
     }
 
@@ -634,10 +574,7 @@ mod tests {
         // 100000 / 3: weight 1 → 12
         assert_eq!(pg_select_div_scale(&d("100000"), &d("3")), 12);
         // A large scale input wins.
-        assert_eq!(
-            pg_select_div_scale(&d("1.000000000000000000001"), &d("1")),
-            21
-        );
+        assert_eq!(pg_select_div_scale(&d("1.000000000000000000001"), &d("1")), 21);
     }
 
     #[test]

@@ -7,11 +7,7 @@ use crate::error::{Coded, ErrorCode};
 pub enum MergeError {
     /// A cell could not be read as its column's type.
     #[error("column {column}: cannot read a {kind} value: {detail}")]
-    Decode {
-        column: usize,
-        kind: &'static str,
-        detail: String,
-    },
+    Decode { column: usize, kind: &'static str, detail: String },
     /// A merged value could not be written in the column's format.
     #[error("column {column}: cannot write the merged value: {detail}")]
     Encode { column: usize, detail: String },
@@ -67,16 +63,10 @@ mod tests {
 
     #[test]
     fn caps_map_to_limit_exceeded() {
-        let e = MergeError::LimitExceeded {
-            what: "rows",
-            limit: 10,
-        };
+        let e = MergeError::LimitExceeded { what: "rows", limit: 10 };
         assert_eq!(e.code(), ErrorCode::LimitExceeded);
         assert_eq!(e.code().sqlstate(), "54000");
         assert!(e.to_string().contains("10 rows"));
-        assert_eq!(
-            MergeError::Overflow("bigint").code(),
-            ErrorCode::Unsupported
-        );
+        assert_eq!(MergeError::Overflow("bigint").code(), ErrorCode::Unsupported);
     }
 }

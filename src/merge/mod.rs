@@ -51,17 +51,11 @@ pub enum NumericRules {
     Postgres,
     /// Scale of the dividend plus `div_precision_increment` (default 4),
     /// at most `max_scale` (MySQL's DECIMAL_MAX_SCALE is 30).
-    Mysql {
-        div_precision_increment: u32,
-        max_scale: u32,
-    },
+    Mysql { div_precision_increment: u32, max_scale: u32 },
 }
 
 impl NumericRules {
-    pub const MYSQL_DEFAULT: NumericRules = NumericRules::Mysql {
-        div_precision_increment: 4,
-        max_scale: 30,
-    };
+    pub const MYSQL_DEFAULT: NumericRules = NumericRules::Mysql { div_precision_increment: 4, max_scale: 30 };
 
     /// The result kind of AVG over a column whose SUM is of `sum_kind`.
     pub fn avg_kind(self, sum_kind: ColumnKind) -> ColumnKind {
@@ -125,18 +119,11 @@ pub struct Merger {
 }
 
 fn resolve(c: ColumnRef, width: usize) -> Result<usize, MergeError> {
-    c.resolve(width).ok_or(MergeError::BadColumn {
-        column: c.to_string(),
-        width,
-    })
+    c.resolve(width).ok_or(MergeError::BadColumn { column: c.to_string(), width })
 }
 
 fn refuse(what: &str, col: usize, kind: ColumnKind) -> MergeError {
-    MergeError::Unsupported(format!(
-        "{what} over column {} of type {}",
-        col + 1,
-        kind.name()
-    ))
+    MergeError::Unsupported(format!("{what} over column {} of type {}", col + 1, kind.name()))
 }
 
 impl Merger {
@@ -152,10 +139,7 @@ impl Merger {
         let width = kinds.len();
         let visible = width
             .checked_sub(plan.hidden)
-            .ok_or(MergeError::BadColumn {
-                column: format!("{} hidden", plan.hidden),
-                width,
-            })?;
+            .ok_or(MergeError::BadColumn { column: format!("{} hidden", plan.hidden), width })?;
         let mut keys = Vec::with_capacity(plan.order_by.len());
         for k in &plan.order_by {
             let column = resolve(k.column, width)?;
@@ -179,9 +163,7 @@ impl Merger {
                 }
                 group_cols.push(c);
             }
-            let numeric_kind = |k: ColumnKind| {
-                matches!(k, ColumnKind::Int | ColumnKind::Numeric | ColumnKind::Float)
-            };
+            let numeric_kind = |k: ColumnKind| matches!(k, ColumnKind::Int | ColumnKind::Numeric | ColumnKind::Float);
             let mut avg_counts = Vec::new();
             for a in &plan.aggregates {
                 match a {
@@ -201,11 +183,7 @@ impl Merger {
                         if kinds[c] == ColumnKind::Other {
                             return Err(refuse("MIN / MAX", c, kinds[c]));
                         }
-                        slots[c] = if matches!(a, Combine::Min(_)) {
-                            Slot::Min
-                        } else {
-                            Slot::Max
-                        };
+                        slots[c] = if matches!(a, Combine::Min(_)) { Slot::Min } else { Slot::Max };
                     }
                     Combine::Avg { sum, count } => {
                         let s = resolve(*sum, width)?;
@@ -284,10 +262,7 @@ impl Merger {
             .iter()
             .enumerate()
             .filter(|&(c, s)| matches!(s, Slot::Avg { .. }) && c < self.spec.visible)
-            .map(|(c, _)| Retyped {
-                column: c,
-                kind: self.spec.config.numeric.avg_kind(self.spec.kinds[c]),
-            })
+            .map(|(c, _)| Retyped { column: c, kind: self.spec.config.numeric.avg_kind(self.spec.kinds[c]) })
             .collect()
     }
 
@@ -305,32 +280,18 @@ impl Merger {
         } else {
             State::Sorted(self.kway(shards.len()))
         };
-        MergedRows {
-            spec: self.spec.clone(),
-            shards,
-            state,
-            tail: self.tail(),
-        }
+        MergedRows { spec: self.spec.clone(), shards, state, tail: self.tail() }
     }
 
     /// The k-way merge of a streaming sorted merge over `shards` streams;
     /// pass its rows through [`Self::tail`].
     pub fn kway(&self, shards: usize) -> KWayMerge {
-        KWayMerge::new(
-            shards,
-            self.spec.keys.clone(),
-            self.spec.codec.clone(),
-            self.spec.width,
-        )
+        KWayMerge::new(shards, self.spec.keys.clone(), self.spec.codec.clone(), self.spec.width)
     }
 
     /// OFFSET, LIMIT and the hidden-column drop of a streaming merge.
     pub fn tail(&self) -> Tail {
-        Tail {
-            skip: self.spec.offset,
-            remaining: self.spec.limit,
-            keep: self.spec.visible,
-        }
+        Tail { skip: self.spec.offset, remaining: self.spec.limit, keep: self.spec.visible }
     }
 
     /// A buffered merge (aggregation, DISTINCT) fed row by row.
@@ -339,12 +300,7 @@ impl Merger {
         BufferedMerge {
             spec: s.clone(),
             agg: s.agg.as_ref().map(|a| {
-                Aggregator::new(
-                    a.clone(),
-                    s.codec.clone(),
-                    s.config.max_buffered_rows,
-                    s.config.max_buffered_bytes,
-                )
+                Aggregator::new(a.clone(), s.codec.clone(), s.config.max_buffered_rows, s.config.max_buffered_bytes)
             }),
             rows: Vec::new(),
             seen: HashSet::default(),
@@ -418,10 +374,7 @@ impl BufferedMerge {
     pub fn push(&mut self, shard: usize, row: Row) -> Result<(), MergeError> {
         let s = &*self.spec;
         if row.len() != s.width {
-            return Err(MergeError::Width {
-                got: row.len(),
-                expected: s.width,
-            });
+            return Err(MergeError::Width { got: row.len(), expected: s.width });
         }
         if let Some(agg) = &mut self.agg {
             return agg.push(row);
@@ -440,17 +393,11 @@ impl BufferedMerge {
         }
         let cfg = &s.config;
         if self.rows.len() as u64 >= cfg.max_buffered_rows {
-            return Err(MergeError::LimitExceeded {
-                what: "rows",
-                limit: cfg.max_buffered_rows,
-            });
+            return Err(MergeError::LimitExceeded { what: "rows", limit: cfg.max_buffered_rows });
         }
         self.bytes += (row.byte_len() + self.key.len() + 64) as u64;
         if self.bytes > cfg.max_buffered_bytes {
-            return Err(MergeError::LimitExceeded {
-                what: "bytes",
-                limit: cfg.max_buffered_bytes,
-            });
+            return Err(MergeError::LimitExceeded { what: "bytes", limit: cfg.max_buffered_bytes });
         }
         self.seen.insert(self.key.clone());
         let mut keys = Vec::new();
@@ -487,19 +434,14 @@ impl BufferedMerge {
                         }
                     }
                     let keys = s.keys.iter().map(|k| g.values[k.column].clone()).collect();
-                    out.push(Buffered {
-                        shard: 0,
-                        keys,
-                        row: g.row,
-                    });
+                    out.push(Buffered { shard: 0, keys, row: g.row });
                 }
                 out
             }
         };
         if !s.keys.is_empty() {
-            let cmp = |a: &Buffered, b: &Buffered| {
-                sort::compare_keys(&a.keys, &b.keys, &s.keys).then(a.shard.cmp(&b.shard))
-            };
+            let cmp =
+                |a: &Buffered, b: &Buffered| sort::compare_keys(&a.keys, &b.keys, &s.keys).then(a.shard.cmp(&b.shard));
             if rows.len() > s.config.parallel_sort_threshold {
                 rows.par_sort_by(cmp);
             } else {
@@ -510,9 +452,7 @@ impl BufferedMerge {
             rows.sort_by_key(|r| r.shard);
         }
         let skip = usize::try_from(s.offset).unwrap_or(usize::MAX);
-        let take = s
-            .limit
-            .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        let take = s.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
         Ok(rows
             .into_iter()
             .skip(skip)
@@ -581,10 +521,7 @@ where
                         }
                         Some(Ok(row)) => {
                             if row.len() != self.spec.width {
-                                let e = MergeError::Width {
-                                    got: row.len(),
-                                    expected: self.spec.width,
-                                };
+                                let e = MergeError::Width { got: row.len(), expected: self.spec.width };
                                 return self.fail(e.into());
                             }
                             row

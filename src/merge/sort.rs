@@ -100,12 +100,7 @@ pub struct KWayMerge {
 }
 
 impl KWayMerge {
-    pub fn new(
-        shards: usize,
-        keys: Arc<[ResolvedKey]>,
-        codec: Arc<dyn CellCodec>,
-        width: usize,
-    ) -> Self {
+    pub fn new(shards: usize, keys: Arc<[ResolvedKey]>, codec: Arc<dyn CellCodec>, width: usize) -> Self {
         KWayMerge {
             keys,
             codec,
@@ -125,17 +120,12 @@ impl KWayMerge {
     /// Gives the merge the next row of `shard`, or `None` at its end.
     pub fn feed(&mut self, shard: usize, row: Option<Row>) -> Result<(), MergeError> {
         let Some(pos) = self.wants.iter().rposition(|&s| s == shard) else {
-            return Err(MergeError::Unsupported(format!(
-                "a row of shard {shard} that the merge did not ask for"
-            )));
+            return Err(MergeError::Unsupported(format!("a row of shard {shard} that the merge did not ask for")));
         };
         self.wants.remove(pos);
         if let Some(row) = row {
             if row.len() != self.width {
-                return Err(MergeError::Width {
-                    got: row.len(),
-                    expected: self.width,
-                });
+                return Err(MergeError::Width { got: row.len(), expected: self.width });
             }
             let mut keys = self.spare.pop().unwrap_or_default();
             decode_keys(&row, &self.keys, self.codec.as_ref(), &mut keys)?;
@@ -169,9 +159,7 @@ impl KWayMerge {
 
     fn less(&self, a: usize, b: usize) -> bool {
         match (&self.heads[a], &self.heads[b]) {
-            (Some(x), Some(y)) => compare_keys(&x.keys, &y.keys, &self.keys)
-                .then(a.cmp(&b))
-                .is_lt(),
+            (Some(x), Some(y)) => compare_keys(&x.keys, &y.keys, &self.keys).then(a.cmp(&b)).is_lt(),
             _ => a < b,
         }
     }
@@ -217,43 +205,20 @@ mod tests {
 
     fn codec() -> Arc<dyn CellCodec> {
         Arc::new(PgCodec::new(vec![
-            PgColumn {
-                type_oid: oid::INT8,
-                binary: false,
-            },
-            PgColumn {
-                type_oid: oid::TEXT,
-                binary: false,
-            },
-            PgColumn {
-                type_oid: oid::INT8,
-                binary: false,
-            },
+            PgColumn { type_oid: oid::INT8, binary: false },
+            PgColumn { type_oid: oid::TEXT, binary: false },
+            PgColumn { type_oid: oid::INT8, binary: false },
         ]))
     }
 
     fn row(k: Option<i64>, t: Option<&str>, tag: i64) -> Row {
         let k = k.map(|k| k.to_string());
         let tag = tag.to_string();
-        Row::from_cells([
-            k.as_deref().map(str::as_bytes),
-            t.map(str::as_bytes),
-            Some(tag.as_bytes()),
-        ])
+        Row::from_cells([k.as_deref().map(str::as_bytes), t.map(str::as_bytes), Some(tag.as_bytes())])
     }
 
-    fn key(
-        column: usize,
-        descending: bool,
-        nulls_first: bool,
-        collation: Collation,
-    ) -> ResolvedKey {
-        ResolvedKey {
-            column,
-            descending,
-            nulls_first,
-            collation,
-        }
+    fn key(column: usize, descending: bool, nulls_first: bool, collation: Collation) -> ResolvedKey {
+        ResolvedKey { column, descending, nulls_first, collation }
     }
 
     fn merge(shards: Vec<Vec<Row>>, keys: &[ResolvedKey]) -> Vec<Row> {
@@ -274,44 +239,27 @@ mod tests {
     }
 
     fn tags(rows: &[Row]) -> Vec<String> {
-        rows.iter()
-            .map(|r| String::from_utf8_lossy(r.get(2).unwrap_or_default()).into_owned())
-            .collect()
+        rows.iter().map(|r| String::from_utf8_lossy(r.get(2).unwrap_or_default()).into_owned()).collect()
     }
 
     #[test]
     fn nulls_both_ways_and_desc() {
         let shards = || {
             vec![
-                vec![
-                    row(Some(1), None, 1),
-                    row(Some(5), None, 2),
-                    row(None, None, 3),
-                ],
+                vec![row(Some(1), None, 1), row(Some(5), None, 2), row(None, None, 3)],
                 vec![row(Some(2), None, 4), row(None, None, 5)],
             ]
         };
         let asc_last = merge(shards(), &[key(0, false, false, Collation::Binary)]);
         assert_eq!(tags(&asc_last), ["1", "4", "2", "3", "5"]);
         let nulls_first_shards = vec![
-            vec![
-                row(None, None, 3),
-                row(Some(1), None, 1),
-                row(Some(5), None, 2),
-            ],
+            vec![row(None, None, 3), row(Some(1), None, 1), row(Some(5), None, 2)],
             vec![row(None, None, 5), row(Some(2), None, 4)],
         ];
-        let asc_first = merge(
-            nulls_first_shards,
-            &[key(0, false, true, Collation::Binary)],
-        );
+        let asc_first = merge(nulls_first_shards, &[key(0, false, true, Collation::Binary)]);
         assert_eq!(tags(&asc_first), ["3", "5", "1", "4", "2"]);
         let desc_shards = vec![
-            vec![
-                row(None, None, 3),
-                row(Some(5), None, 2),
-                row(Some(1), None, 1),
-            ],
+            vec![row(None, None, 3), row(Some(5), None, 2), row(Some(1), None, 1)],
             vec![row(None, None, 5), row(Some(2), None, 4)],
         ];
         // PostgreSQL's DESC default: NULLs first.
@@ -322,18 +270,11 @@ mod tests {
     #[test]
     fn multi_key_and_stable_ties() {
         let shards = vec![
-            vec![
-                row(Some(1), Some("b"), 1),
-                row(Some(1), Some("b"), 2),
-                row(Some(2), Some("a"), 3),
-            ],
+            vec![row(Some(1), Some("b"), 1), row(Some(1), Some("b"), 2), row(Some(2), Some("a"), 3)],
             vec![row(Some(1), Some("b"), 5), row(Some(1), Some("a"), 4)],
             vec![row(Some(1), Some("b"), 6)],
         ];
-        let keys = [
-            key(0, false, false, Collation::Binary),
-            key(1, true, false, Collation::Binary),
-        ];
+        let keys = [key(0, false, false, Collation::Binary), key(1, true, false, Collation::Binary)];
         assert_eq!(tags(&merge(shards, &keys)), ["1", "2", "5", "6", "4", "3"]);
     }
 

@@ -75,9 +75,7 @@ impl Value {
             (Text(a), Text(b)) => collation.compare(a, b),
             (Bool(a), Bool(b)) => a.cmp(b),
             (Date(a), Date(b)) => a.cmp(b),
-            (Time(a), Time(b))
-            | (Timestamp(a), Timestamp(b))
-            | (TimestampTz(a), TimestampTz(b)) => a.cmp(b),
+            (Time(a), Time(b)) | (Timestamp(a), Timestamp(b)) | (TimestampTz(a), TimestampTz(b)) => a.cmp(b),
             (Uuid(a), Uuid(b)) => a.cmp(b),
             (Bytes(a), Bytes(b)) => a.cmp(b),
             // Mixed kinds do not occur within one column; order by kind so
@@ -124,9 +122,7 @@ impl Value {
             }
             Value::Bool(b) => out.push(u8::from(*b)),
             Value::Date(d) => out.extend_from_slice(&d.to_be_bytes()),
-            Value::Time(t) | Value::Timestamp(t) | Value::TimestampTz(t) => {
-                out.extend_from_slice(&t.to_be_bytes())
-            }
+            Value::Time(t) | Value::Timestamp(t) | Value::TimestampTz(t) => out.extend_from_slice(&t.to_be_bytes()),
             Value::Uuid(u) => out.extend_from_slice(u),
             Value::Bytes(b) => {
                 let start = out.len();
@@ -150,10 +146,7 @@ impl Value {
             (Float(a), Int(b)) | (Int(b), Float(a)) => Float(a + *b as f64),
             (Float(a), Numeric(b)) | (Numeric(b), Float(a)) => Float(a + b.to_f64()),
             (a, _) => {
-                return Err(MergeError::Unsupported(format!(
-                    "a sum of {} values",
-                    a.kind_name()
-                )));
+                return Err(MergeError::Unsupported(format!("a sum of {} values", a.kind_name())));
             }
         })
     }
@@ -196,30 +189,17 @@ mod tests {
         let c = Collation::Binary;
         assert_eq!(Value::Int(2).compare(&n("1.99"), c), Ordering::Greater);
         assert_eq!(n("2.00").compare(&Value::Int(2), c), Ordering::Equal);
-        assert_eq!(
-            Value::Float(f64::NAN).compare(&Value::Float(1e300), c),
-            Ordering::Greater
-        );
-        assert_eq!(
-            Value::Float(-0.0).compare(&Value::Float(0.0), c),
-            Ordering::Equal
-        );
+        assert_eq!(Value::Float(f64::NAN).compare(&Value::Float(1e300), c), Ordering::Greater);
+        assert_eq!(Value::Float(-0.0).compare(&Value::Float(0.0), c), Ordering::Equal);
     }
 
     #[test]
     fn sums() {
         assert_eq!(Value::Int(2).sum(&Value::Null).ok(), Some(Value::Int(2)));
         assert_eq!(Value::Null.sum(&Value::Null).ok(), Some(Value::Null));
-        assert!(matches!(
-            Value::Int(i64::MAX).sum(&Value::Int(1)),
-            Err(MergeError::Overflow(_))
-        ));
+        assert!(matches!(Value::Int(i64::MAX).sum(&Value::Int(1)), Err(MergeError::Overflow(_))));
         assert_eq!(n("1.5").sum(&Value::Int(1)).ok(), Some(n("2.5")));
-        assert!(
-            Value::Text("a".into())
-                .sum(&Value::Text("b".into()))
-                .is_err()
-        );
+        assert!(Value::Text("a".into()).sum(&Value::Text("b".into())).is_err());
     }
 
     #[test]
@@ -229,27 +209,12 @@ mod tests {
             v.eq_key(c, &mut o);
             o
         };
-        assert_eq!(
-            key(&n("1.50"), Collation::Binary),
-            key(&n("1.5"), Collation::Binary)
-        );
-        assert_eq!(
-            key(&Value::Int(3), Collation::Binary),
-            key(&n("3.0"), Collation::Binary)
-        );
-        assert_ne!(
-            key(&Value::Null, Collation::Binary),
-            key(&Value::Int(0), Collation::Binary)
-        );
+        assert_eq!(key(&n("1.50"), Collation::Binary), key(&n("1.5"), Collation::Binary));
+        assert_eq!(key(&Value::Int(3), Collation::Binary), key(&n("3.0"), Collation::Binary));
+        assert_ne!(key(&Value::Null, Collation::Binary), key(&Value::Int(0), Collation::Binary));
         let t = |s: &str| Value::Text(s.into());
-        assert_eq!(
-            key(&t("Abc "), Collation::MysqlGeneralCi),
-            key(&t("aBC"), Collation::MysqlGeneralCi)
-        );
-        assert_ne!(
-            key(&t("Abc"), Collation::Binary),
-            key(&t("aBC"), Collation::Binary)
-        );
+        assert_eq!(key(&t("Abc "), Collation::MysqlGeneralCi), key(&t("aBC"), Collation::MysqlGeneralCi));
+        assert_ne!(key(&t("Abc"), Collation::Binary), key(&t("aBC"), Collation::Binary));
         // Framing: ("a\0", "b") and ("a", "\0b") differ.
         let mut k1 = key(&t("a\0"), Collation::Binary);
         k1.extend(key(&t("b"), Collation::Binary));

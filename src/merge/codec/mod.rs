@@ -101,13 +101,7 @@ pub(crate) fn write_hms(us: i64, frac: Frac, out: &mut Vec<u8>) {
     if neg {
         out.push(b'-');
     }
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
+    let _ = write!(out, "{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
     match frac {
         Frac::Trim => {
             if micros != 0 {
@@ -137,12 +131,7 @@ pub(crate) fn shortest_digits(f: f64) -> (String, i32) {
 /// `%g`-like text of a float's shortest digits: fixed notation when
 /// `-4 <= exponent < max_fixed_exp`, scientific otherwise, with the
 /// exponent written as `e+NN` (`plus_and_two_digits`) or `eN`.
-pub(crate) fn write_float(
-    f: f64,
-    max_fixed_exp: i32,
-    plus_and_two_digits: bool,
-    out: &mut Vec<u8>,
-) {
+pub(crate) fn write_float(f: f64, max_fixed_exp: i32, plus_and_two_digits: bool, out: &mut Vec<u8>) {
     use std::io::Write;
     if f == 0.0 {
         out.extend_from_slice(if f.is_sign_negative() { b"-0" } else { b"0" });
@@ -193,16 +182,7 @@ mod tests {
         assert_eq!(days_from_civil(2000, 1, 1), 10_957);
         assert_eq!(days_from_civil(1969, 12, 31), -1);
         assert_eq!(days_from_civil(2024, 2, 29), 19_782);
-        for z in [
-            -1_000_000i64,
-            -719_468,
-            -1,
-            0,
-            59,
-            10_957,
-            19_782,
-            2_932_896,
-        ] {
+        for z in [-1_000_000i64, -719_468, -1, 0, 59, 10_957, 19_782, 2_932_896] {
             let (y, m, d) = civil_from_days(z);
             assert_eq!(days_from_civil(y, m, d), z);
         }

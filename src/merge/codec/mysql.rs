@@ -14,8 +14,7 @@
 //! to zero dates. Dates with a zero month or day only are refused.
 
 use super::{
-    Frac, MICROS_PER_DAY, civil_from_days, days_from_civil, parse_hms, parse_ymd, write_float,
-    write_hms, write_ymd,
+    Frac, MICROS_PER_DAY, civil_from_days, days_from_civil, parse_hms, parse_ymd, write_float, write_hms, write_ymd,
 };
 use crate::merge::collation::Collation;
 use crate::merge::column::{CellCodec, ColumnKind};
@@ -68,12 +67,7 @@ pub struct MyColumn {
 
 impl MyColumn {
     pub fn new(column_type: u8) -> Self {
-        MyColumn {
-            column_type,
-            unsigned: false,
-            binary_charset: false,
-            decimals: 0,
-        }
+        MyColumn { column_type, unsigned: false, binary_charset: false, decimals: 0 }
     }
 }
 
@@ -124,12 +118,7 @@ pub fn column_of(kind: ColumnKind, decimals: u8) -> MyColumn {
         ColumnKind::Timestamp | ColumnKind::TimestampTz => ty::DATETIME,
         _ => ty::VAR_STRING,
     };
-    MyColumn {
-        column_type: t,
-        unsigned: false,
-        binary_charset: matches!(kind, ColumnKind::Bytes),
-        decimals,
-    }
+    MyColumn { column_type: t, unsigned: false, binary_charset: matches!(kind, ColumnKind::Bytes), decimals }
 }
 
 /// Reads a length-encoded integer: (value, bytes used).
@@ -193,42 +182,28 @@ fn date_value(y: i64, m: u32, d: u32) -> Result<i32, String> {
         return Ok(i32::MIN);
     }
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(format!(
-            "date {y:04}-{m:02}-{d:02} with a zero part is not merged"
-        ));
+        return Err(format!("date {y:04}-{m:02}-{d:02} with a zero part is not merged"));
     }
     i32::try_from(days_from_civil(y, m, d)).map_err(|_| "date out of range".into())
 }
 
 fn datetime_value(days: i32, time_us: i64) -> i64 {
-    if days == i32::MIN {
-        i64::MIN
-    } else {
-        i64::from(days) * MICROS_PER_DAY + time_us
-    }
+    if days == i32::MIN { i64::MIN } else { i64::from(days) * MICROS_PER_DAY + time_us }
 }
 
 /// A text-protocol cell.
 pub fn decode_text(c: &MyColumn, raw: &[u8]) -> Result<Value, String> {
     let t = c.column_type;
     if is_string(t) {
-        return Ok(if c.binary_charset {
-            Value::Bytes(raw.to_vec())
-        } else {
-            Value::Text(utf8(raw)?.to_owned())
-        });
+        return Ok(if c.binary_charset { Value::Bytes(raw.to_vec()) } else { Value::Text(utf8(raw)?.to_owned()) });
     }
     let s = utf8(raw)?;
     Ok(match t {
-        ty::TINY | ty::SHORT | ty::LONG | ty::INT24 | ty::LONGLONG | ty::YEAR => {
-            int_text(s, c.unsigned)?
-        }
+        ty::TINY | ty::SHORT | ty::LONG | ty::INT24 | ty::LONGLONG | ty::YEAR => int_text(s, c.unsigned)?,
         ty::NEWDECIMAL | ty::DECIMAL => {
             Value::Numeric(Decimal::parse(s).ok_or_else(|| format!("`{s}` is not a decimal"))?)
         }
-        ty::FLOAT | ty::DOUBLE => {
-            Value::Float(s.parse().map_err(|_| format!("`{s}` is not a float"))?)
-        }
+        ty::FLOAT | ty::DOUBLE => Value::Float(s.parse().map_err(|_| format!("`{s}` is not a float"))?),
         ty::DATE | ty::NEWDATE => {
             let (y, m, d) = parse_ymd(s)?;
             Value::Date(date_value(y, m, d)?)
@@ -244,8 +219,7 @@ pub fn decode_text(c: &MyColumn, raw: &[u8]) -> Result<Value, String> {
 }
 
 fn le<const N: usize>(raw: &[u8]) -> Result<[u8; N], String> {
-    raw.try_into()
-        .map_err(|_| format!("expected {N} bytes, got {}", raw.len()))
+    raw.try_into().map_err(|_| format!("expected {N} bytes, got {}", raw.len()))
 }
 
 /// A binary-protocol cell (see the module doc for its shape).
@@ -253,26 +227,14 @@ pub fn decode_binary(c: &MyColumn, raw: &[u8]) -> Result<Value, String> {
     let t = c.column_type;
     let u = c.unsigned;
     Ok(match t {
-        ty::TINY => Value::Int(if u {
-            raw_u8(raw)?.into()
-        } else {
-            (raw_u8(raw)? as i8).into()
-        }),
+        ty::TINY => Value::Int(if u { raw_u8(raw)?.into() } else { (raw_u8(raw)? as i8).into() }),
         ty::SHORT | ty::YEAR => {
             let b = le::<2>(raw)?;
-            Value::Int(if u || t == ty::YEAR {
-                u16::from_le_bytes(b).into()
-            } else {
-                i16::from_le_bytes(b).into()
-            })
+            Value::Int(if u || t == ty::YEAR { u16::from_le_bytes(b).into() } else { i16::from_le_bytes(b).into() })
         }
         ty::LONG | ty::INT24 => {
             let b = le::<4>(raw)?;
-            Value::Int(if u {
-                u32::from_le_bytes(b).into()
-            } else {
-                i32::from_le_bytes(b).into()
-            })
+            Value::Int(if u { u32::from_le_bytes(b).into() } else { i32::from_le_bytes(b).into() })
         }
         ty::LONGLONG => {
             let b = le::<8>(raw)?;
@@ -303,8 +265,7 @@ pub fn decode_binary(c: &MyColumn, raw: &[u8]) -> Result<Value, String> {
                 let days = date_value(y, b[2].into(), b[3].into())?;
                 let mut time = 0i64;
                 if n >= 7 {
-                    time = (i64::from(b[4]) * 3600 + i64::from(b[5]) * 60 + i64::from(b[6]))
-                        * 1_000_000;
+                    time = (i64::from(b[4]) * 3600 + i64::from(b[5]) * 60 + i64::from(b[6])) * 1_000_000;
                 }
                 if n == 11 {
                     time += i64::from(u32::from_le_bytes([b[7], b[8], b[9], b[10]]));
@@ -328,8 +289,7 @@ pub fn decode_binary(c: &MyColumn, raw: &[u8]) -> Result<Value, String> {
             } else {
                 let days = i64::from(u32::from_le_bytes([b[1], b[2], b[3], b[4]]));
                 let mut us =
-                    ((days * 24 + i64::from(b[5])) * 3600 + i64::from(b[6]) * 60 + i64::from(b[7]))
-                        * 1_000_000;
+                    ((days * 24 + i64::from(b[5])) * 3600 + i64::from(b[6]) * 60 + i64::from(b[7])) * 1_000_000;
                 if n == 12 {
                     us += i64::from(u32::from_le_bytes([b[8], b[9], b[10], b[11]]));
                 }
@@ -345,11 +305,7 @@ fn raw_u8(raw: &[u8]) -> Result<u8, String> {
 }
 
 fn mismatch(c: &MyColumn, v: &Value) -> String {
-    format!(
-        "a {} value for a column of type {}",
-        v.kind_name(),
-        c.column_type
-    )
+    format!("a {} value for a column of type {}", v.kind_name(), c.column_type)
 }
 
 fn as_decimal(v: &Value) -> Option<Decimal> {
@@ -455,9 +411,7 @@ pub fn encode_binary(c: &MyColumn, v: &Value, out: &mut Vec<u8>) -> Result<(), S
                 out.extend_from_slice(&f.to_le_bytes());
             }
         }
-        ty::NEWDECIMAL | ty::DECIMAL => {
-            as_decimal(v).ok_or_else(|| mismatch(c, v))?.write_text(out)
-        }
+        ty::NEWDECIMAL | ty::DECIMAL => as_decimal(v).ok_or_else(|| mismatch(c, v))?.write_text(out),
         t if is_string(t) => encode_text(c, v, out)?,
         ty::DATE | ty::NEWDATE | ty::DATETIME | ty::TIMESTAMP => {
             let (days, time) = match v {
@@ -466,8 +420,7 @@ pub fn encode_binary(c: &MyColumn, v: &Value, out: &mut Vec<u8>) -> Result<(), S
                     if *ts == i64::MIN {
                         (i32::MIN, 0)
                     } else {
-                        let days = i32::try_from(ts.div_euclid(MICROS_PER_DAY))
-                            .map_err(|_| mismatch(c, v))?;
+                        let days = i32::try_from(ts.div_euclid(MICROS_PER_DAY)).map_err(|_| mismatch(c, v))?;
                         (days, ts.rem_euclid(MICROS_PER_DAY))
                     }
                 }
@@ -492,11 +445,7 @@ pub fn encode_binary(c: &MyColumn, v: &Value, out: &mut Vec<u8>) -> Result<(), S
             out.extend_from_slice(&y.to_le_bytes());
             out.extend_from_slice(&[m as u8, d as u8]);
             if n >= 7 {
-                out.extend_from_slice(&[
-                    (secs / 3600) as u8,
-                    (secs / 60 % 60) as u8,
-                    (secs % 60) as u8,
-                ]);
+                out.extend_from_slice(&[(secs / 3600) as u8, (secs / 60 % 60) as u8, (secs % 60) as u8]);
             }
             if n == 11 {
                 out.extend_from_slice(&us.to_le_bytes());
@@ -539,11 +488,7 @@ pub struct MysqlCodec {
 impl MysqlCodec {
     /// `binary`: rows of COM_STMT_EXECUTE; otherwise text-protocol rows.
     pub fn new(columns: Vec<MyColumn>, binary: bool) -> Self {
-        MysqlCodec {
-            output: columns.clone(),
-            input: columns,
-            binary,
-        }
+        MysqlCodec { output: columns.clone(), input: columns, binary }
     }
 
     /// The client gets `column` as another type (AVG).
@@ -554,35 +499,20 @@ impl MysqlCodec {
     }
 
     fn col(cols: &[MyColumn], column: usize) -> Result<MyColumn, MergeError> {
-        cols.get(column).copied().ok_or(MergeError::BadColumn {
-            column: format!("#{}", column + 1),
-            width: cols.len(),
-        })
+        cols.get(column).copied().ok_or(MergeError::BadColumn { column: format!("#{}", column + 1), width: cols.len() })
     }
 }
 
 impl CellCodec for MysqlCodec {
     fn decode(&self, column: usize, raw: &[u8]) -> Result<Value, MergeError> {
         let c = Self::col(&self.input, column)?;
-        let r = if self.binary {
-            decode_binary(&c, raw)
-        } else {
-            decode_text(&c, raw)
-        };
-        r.map_err(|detail| MergeError::Decode {
-            column,
-            kind: kind_of(&c, Collation::Binary).name(),
-            detail,
-        })
+        let r = if self.binary { decode_binary(&c, raw) } else { decode_text(&c, raw) };
+        r.map_err(|detail| MergeError::Decode { column, kind: kind_of(&c, Collation::Binary).name(), detail })
     }
 
     fn encode(&self, column: usize, value: &Value, out: &mut Vec<u8>) -> Result<(), MergeError> {
         let c = Self::col(&self.output, column)?;
-        let r = if self.binary {
-            encode_binary(&c, value, out)
-        } else {
-            encode_text(&c, value, out)
-        };
+        let r = if self.binary { encode_binary(&c, value, out) } else { encode_text(&c, value, out) };
         r.map_err(|detail| MergeError::Encode { column, detail })
     }
 }
@@ -614,20 +544,11 @@ mod tests {
     #[test]
     fn text_protocol_numbers() {
         assert_eq!(decode_text(&col(ty::LONG), b"-7"), Ok(Value::Int(-7)));
-        let u = MyColumn {
-            unsigned: true,
-            ..col(ty::LONGLONG)
-        };
-        assert_eq!(
-            decode_text(&u, b"18446744073709551615"),
-            Ok(dec("18446744073709551615"))
-        );
+        let u = MyColumn { unsigned: true, ..col(ty::LONGLONG) };
+        assert_eq!(decode_text(&u, b"18446744073709551615"), Ok(dec("18446744073709551615")));
         assert!(decode_text(&col(ty::LONGLONG), b"18446744073709551615").is_err());
         assert_eq!(decode_text(&col(ty::NEWDECIMAL), b"3.75"), Ok(dec("3.75")));
-        assert_eq!(
-            decode_text(&col(ty::DOUBLE), b"1e20"),
-            Ok(Value::Float(1e20))
-        );
+        assert_eq!(decode_text(&col(ty::DOUBLE), b"1e20"), Ok(Value::Float(1e20)));
         // SUM(int) is DECIMAL(…,0): text "6"; COUNT is BIGINT.
         assert_eq!(text(&col(ty::NEWDECIMAL), &dec("6")), "6");
         assert_eq!(text(&col(ty::NEWDECIMAL), &dec("7.50")), "7.50");
@@ -639,55 +560,19 @@ mod tests {
     #[test]
     fn binary_protocol_numbers() {
         assert_eq!(decode_binary(&col(ty::TINY), &[0xFF]), Ok(Value::Int(-1)));
-        let ut = MyColumn {
-            unsigned: true,
-            ..col(ty::TINY)
-        };
+        let ut = MyColumn { unsigned: true, ..col(ty::TINY) };
         assert_eq!(decode_binary(&ut, &[0xFF]), Ok(Value::Int(255)));
-        assert_eq!(
-            decode_binary(&col(ty::SHORT), &[0x34, 0x12]),
-            Ok(Value::Int(0x1234))
-        );
-        assert_eq!(
-            decode_binary(&col(ty::INT24), &[1, 0, 0, 0]),
-            Ok(Value::Int(1))
-        );
-        assert_eq!(
-            decode_binary(&col(ty::LONG), &[0xFE, 0xFF, 0xFF, 0xFF]),
-            Ok(Value::Int(-2))
-        );
-        assert_eq!(
-            decode_binary(&col(ty::LONGLONG), &5i64.to_le_bytes()),
-            Ok(Value::Int(5))
-        );
-        let ul = MyColumn {
-            unsigned: true,
-            ..col(ty::LONGLONG)
-        };
-        assert_eq!(
-            decode_binary(&ul, &u64::MAX.to_le_bytes()),
-            Ok(dec("18446744073709551615"))
-        );
-        assert_eq!(
-            bin(&ul, &dec("18446744073709551615")),
-            u64::MAX.to_le_bytes()
-        );
-        assert_eq!(
-            decode_binary(&col(ty::DOUBLE), &2.5f64.to_le_bytes()),
-            Ok(Value::Float(2.5))
-        );
-        assert_eq!(
-            decode_binary(&col(ty::FLOAT), &2.5f32.to_le_bytes()),
-            Ok(Value::Float(2.5))
-        );
-        assert_eq!(
-            decode_binary(&col(ty::NEWDECIMAL), b"-12.340"),
-            Ok(dec("-12.340"))
-        );
-        assert_eq!(
-            bin(&col(ty::LONGLONG), &Value::Int(-2)),
-            (-2i64).to_le_bytes()
-        );
+        assert_eq!(decode_binary(&col(ty::SHORT), &[0x34, 0x12]), Ok(Value::Int(0x1234)));
+        assert_eq!(decode_binary(&col(ty::INT24), &[1, 0, 0, 0]), Ok(Value::Int(1)));
+        assert_eq!(decode_binary(&col(ty::LONG), &[0xFE, 0xFF, 0xFF, 0xFF]), Ok(Value::Int(-2)));
+        assert_eq!(decode_binary(&col(ty::LONGLONG), &5i64.to_le_bytes()), Ok(Value::Int(5)));
+        let ul = MyColumn { unsigned: true, ..col(ty::LONGLONG) };
+        assert_eq!(decode_binary(&ul, &u64::MAX.to_le_bytes()), Ok(dec("18446744073709551615")));
+        assert_eq!(bin(&ul, &dec("18446744073709551615")), u64::MAX.to_le_bytes());
+        assert_eq!(decode_binary(&col(ty::DOUBLE), &2.5f64.to_le_bytes()), Ok(Value::Float(2.5)));
+        assert_eq!(decode_binary(&col(ty::FLOAT), &2.5f32.to_le_bytes()), Ok(Value::Float(2.5)));
+        assert_eq!(decode_binary(&col(ty::NEWDECIMAL), b"-12.340"), Ok(dec("-12.340")));
+        assert_eq!(bin(&col(ty::LONGLONG), &Value::Int(-2)), (-2i64).to_le_bytes());
         assert_eq!(bin(&col(ty::NEWDECIMAL), &dec("3.75")), b"3.75");
         assert!(decode_binary(&col(ty::LONG), &[1, 2]).is_err());
     }
@@ -699,23 +584,14 @@ mod tests {
         assert_eq!(decode_text(&date, b"2024-01-05"), Ok(Value::Date(day)));
         assert_eq!(decode_text(&date, b"0000-00-00"), Ok(Value::Date(i32::MIN)));
         assert!(decode_text(&date, b"2024-00-05").is_err());
-        assert_eq!(
-            decode_binary(&date, &[4, 0xE8, 0x07, 1, 5]),
-            Ok(Value::Date(day))
-        );
+        assert_eq!(decode_binary(&date, &[4, 0xE8, 0x07, 1, 5]), Ok(Value::Date(day)));
         assert_eq!(decode_binary(&date, &[0]), Ok(Value::Date(i32::MIN)));
         assert_eq!(bin(&date, &Value::Date(day)), [4, 0xE8, 0x07, 1, 5]);
         assert_eq!(text(&date, &Value::Date(i32::MIN)), "0000-00-00");
 
-        let dt = MyColumn {
-            decimals: 3,
-            ..col(ty::DATETIME)
-        };
+        let dt = MyColumn { decimals: 3, ..col(ty::DATETIME) };
         let ts = i64::from(day) * MICROS_PER_DAY + 45_296_789_000;
-        assert_eq!(
-            decode_text(&dt, b"2024-01-05 12:34:56.789"),
-            Ok(Value::Timestamp(ts))
-        );
+        assert_eq!(decode_text(&dt, b"2024-01-05 12:34:56.789"), Ok(Value::Timestamp(ts)));
         assert_eq!(text(&dt, &Value::Timestamp(ts)), "2024-01-05 12:34:56.789");
         // 11 bytes: y m d h m s µs
         let raw = [11, 0xE8, 0x07, 1, 5, 12, 34, 56, 0x08, 0x0A, 0x0C, 0x00];
@@ -723,15 +599,9 @@ mod tests {
         assert_eq!(bin(&dt, &Value::Timestamp(ts)), raw);
         let raw7 = [7, 0xE8, 0x07, 1, 5, 12, 34, 56];
         let ts7 = i64::from(day) * MICROS_PER_DAY + 45_296_000_000;
-        assert_eq!(
-            decode_binary(&col(ty::TIMESTAMP), &raw7),
-            Ok(Value::Timestamp(ts7))
-        );
+        assert_eq!(decode_binary(&col(ty::TIMESTAMP), &raw7), Ok(Value::Timestamp(ts7)));
         assert_eq!(bin(&col(ty::TIMESTAMP), &Value::Timestamp(ts7)), raw7);
-        assert_eq!(
-            decode_binary(&dt, &[4, 0xE8, 0x07, 1, 5]),
-            Ok(Value::Timestamp(i64::from(day) * MICROS_PER_DAY))
-        );
+        assert_eq!(decode_binary(&dt, &[4, 0xE8, 0x07, 1, 5]), Ok(Value::Timestamp(i64::from(day) * MICROS_PER_DAY)));
         assert_eq!(decode_binary(&dt, &[0]), Ok(Value::Timestamp(i64::MIN)));
         assert!(decode_binary(&dt, &[5, 0, 0, 0, 0, 0]).is_err());
 
@@ -753,35 +623,14 @@ mod tests {
     fn strings_and_cells() {
         let v = col(ty::VAR_STRING);
         assert_eq!(decode_text(&v, "é".as_bytes()), Ok(Value::Text("é".into())));
-        let blob = MyColumn {
-            binary_charset: true,
-            ..col(ty::BLOB)
-        };
-        assert_eq!(
-            decode_binary(&blob, &[0, 0xFF]),
-            Ok(Value::Bytes(vec![0, 0xFF]))
-        );
+        let blob = MyColumn { binary_charset: true, ..col(ty::BLOB) };
+        assert_eq!(decode_binary(&blob, &[0, 0xFF]), Ok(Value::Bytes(vec![0, 0xFF])));
         assert_eq!(kind_of(&blob, Collation::MysqlGeneralCi), ColumnKind::Bytes);
-        assert_eq!(
-            kind_of(&v, Collation::MysqlGeneralCi),
-            ColumnKind::Text(Collation::MysqlGeneralCi)
-        );
-        assert_eq!(
-            split_binary_cell(ty::LONG, &[1, 0, 0, 0, 9]),
-            Some((&[1u8, 0, 0, 0][..], 4))
-        );
-        assert_eq!(
-            split_binary_cell(ty::VAR_STRING, &[2, b'h', b'i', 7]),
-            Some((&b"hi"[..], 3))
-        );
-        assert_eq!(
-            split_binary_cell(ty::DATE, &[4, 0xE8, 0x07, 1, 5, 9]),
-            Some((&[4u8, 0xE8, 0x07, 1, 5][..], 5))
-        );
-        assert_eq!(
-            split_binary_cell(ty::NEWDECIMAL, &[0xFC, 1, 0, b'7']),
-            Some((&b"7"[..], 4))
-        );
+        assert_eq!(kind_of(&v, Collation::MysqlGeneralCi), ColumnKind::Text(Collation::MysqlGeneralCi));
+        assert_eq!(split_binary_cell(ty::LONG, &[1, 0, 0, 0, 9]), Some((&[1u8, 0, 0, 0][..], 4)));
+        assert_eq!(split_binary_cell(ty::VAR_STRING, &[2, b'h', b'i', 7]), Some((&b"hi"[..], 3)));
+        assert_eq!(split_binary_cell(ty::DATE, &[4, 0xE8, 0x07, 1, 5, 9]), Some((&[4u8, 0xE8, 0x07, 1, 5][..], 5)));
+        assert_eq!(split_binary_cell(ty::NEWDECIMAL, &[0xFC, 1, 0, b'7']), Some((&b"7"[..], 4)));
         assert_eq!(split_binary_cell(ty::STRING, &[3, b'a']), None);
         assert_eq!(lenenc_int(&[0xFD, 1, 2, 3]), Some((0x030201, 4)));
     }

@@ -8,8 +8,7 @@
 //! microseconds since 2000-01-01, numeric as base-10000 digits.
 
 use super::{
-    Frac, MICROS_PER_DAY, civil_from_days, days_from_civil, parse_hms, parse_ymd, write_float,
-    write_hms, write_ymd,
+    Frac, MICROS_PER_DAY, civil_from_days, days_from_civil, parse_hms, parse_ymd, write_float, write_hms, write_ymd,
 };
 use crate::merge::collation::Collation;
 use crate::merge::column::{CellCodec, ColumnKind};
@@ -102,11 +101,7 @@ pub struct PgCodec {
 
 impl PgCodec {
     pub fn new(columns: Vec<PgColumn>) -> Self {
-        PgCodec {
-            output: columns.clone(),
-            input: columns,
-            utc_offset_secs: 0,
-        }
+        PgCodec { output: columns.clone(), input: columns, utc_offset_secs: 0 }
     }
 
     pub fn with_utc_offset(mut self, secs: i32) -> Self {
@@ -122,26 +117,15 @@ impl PgCodec {
     }
 
     fn col(cols: &[PgColumn], column: usize) -> Result<PgColumn, MergeError> {
-        cols.get(column).copied().ok_or(MergeError::BadColumn {
-            column: format!("#{}", column + 1),
-            width: cols.len(),
-        })
+        cols.get(column).copied().ok_or(MergeError::BadColumn { column: format!("#{}", column + 1), width: cols.len() })
     }
 }
 
 impl CellCodec for PgCodec {
     fn decode(&self, column: usize, raw: &[u8]) -> Result<Value, MergeError> {
         let c = Self::col(&self.input, column)?;
-        let r = if c.binary {
-            decode_binary(c.type_oid, raw)
-        } else {
-            decode_text(c.type_oid, raw)
-        };
-        r.map_err(|detail| MergeError::Decode {
-            column,
-            kind: kind_of(c.type_oid, Collation::Binary).name(),
-            detail,
-        })
+        let r = if c.binary { decode_binary(c.type_oid, raw) } else { decode_text(c.type_oid, raw) };
+        r.map_err(|detail| MergeError::Decode { column, kind: kind_of(c.type_oid, Collation::Binary).name(), detail })
     }
 
     fn encode(&self, column: usize, value: &Value, out: &mut Vec<u8>) -> Result<(), MergeError> {
@@ -185,9 +169,7 @@ fn date_days(s: &str, bc: bool) -> Result<i64, String> {
 }
 
 fn timestamp_micros(s: &str, bc: bool) -> Result<i64, String> {
-    let (date, time) = s
-        .split_once(' ')
-        .ok_or_else(|| format!("`{s}` is not a timestamp"))?;
+    let (date, time) = s.split_once(' ').ok_or_else(|| format!("`{s}` is not a timestamp"))?;
     Ok(date_days(date, bc)? * MICROS_PER_DAY + parse_hms(time)?)
 }
 
@@ -203,9 +185,7 @@ fn parse_offset(s: &str) -> Result<i64, String> {
         if i > 2 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("`{s}` is not a UTC offset"));
         }
-        let v: i64 = part
-            .parse()
-            .map_err(|_| format!("`{s}` is not a UTC offset"))?;
+        let v: i64 = part.parse().map_err(|_| format!("`{s}` is not a UTC offset"))?;
         secs += v * [3600, 60, 1][i];
     }
     Ok(sign * secs)
@@ -215,12 +195,9 @@ fn parse_offset(s: &str) -> Result<i64, String> {
 pub fn decode_text(type_oid: u32, raw: &[u8]) -> Result<Value, String> {
     let s = utf8(raw)?;
     Ok(match type_oid {
-        oid::INT2 | oid::INT4 | oid::INT8 => {
-            Value::Int(s.parse().map_err(|_| format!("`{s}` is not an integer"))?)
-        }
+        oid::INT2 | oid::INT4 | oid::INT8 => Value::Int(s.parse().map_err(|_| format!("`{s}` is not an integer"))?),
         oid::NUMERIC => Value::Numeric(
-            Decimal::parse(s)
-                .ok_or_else(|| format!("numeric `{s}` (NaN and infinities are not merged)"))?,
+            Decimal::parse(s).ok_or_else(|| format!("numeric `{s}` (NaN and infinities are not merged)"))?,
         ),
         oid::FLOAT4 | oid::FLOAT8 => Value::Float(match s {
             "NaN" => f64::NAN,
@@ -257,9 +234,7 @@ pub fn decode_text(type_oid: u32, raw: &[u8]) -> Result<Value, String> {
             _ => {
                 let (t, bc) = strip_bc(s);
                 // The offset starts at the last sign after the time.
-                let time_start = t
-                    .find(' ')
-                    .ok_or_else(|| format!("`{s}` is not a timestamp"))?;
+                let time_start = t.find(' ').ok_or_else(|| format!("`{s}` is not a timestamp"))?;
                 let at = t[time_start..]
                     .rfind(['+', '-'])
                     .map(|p| p + time_start)
@@ -288,10 +263,7 @@ fn decode_bytea_text(raw: &[u8]) -> Result<Vec<u8>, String> {
         if hex.len() % 2 != 0 {
             return Err("odd number of hex digits".into());
         }
-        return hex
-            .chunks(2)
-            .map(|p| Ok(hex_val(p[0])? << 4 | hex_val(p[1])?))
-            .collect();
+        return hex.chunks(2).map(|p| Ok(hex_val(p[0])? << 4 | hex_val(p[1])?)).collect();
     }
     // Escape format: `\\` and `\ooo`.
     let mut out = Vec::with_capacity(raw.len());
@@ -318,8 +290,7 @@ fn decode_bytea_text(raw: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 fn be<const N: usize>(raw: &[u8]) -> Result<[u8; N], String> {
-    raw.try_into()
-        .map_err(|_| format!("expected {N} bytes, got {}", raw.len()))
+    raw.try_into().map_err(|_| format!("expected {N} bytes, got {}", raw.len()))
 }
 
 /// A cell in binary format.
@@ -337,9 +308,7 @@ pub fn decode_binary(type_oid: u32, raw: &[u8]) -> Result<Value, String> {
             let d = i32::from_be_bytes(be(raw)?);
             Value::Date(match d {
                 i32::MIN | i32::MAX => d,
-                _ => d
-                    .checked_add(PG_EPOCH_DAYS)
-                    .ok_or_else(|| "date out of range".to_string())?,
+                _ => d.checked_add(PG_EPOCH_DAYS).ok_or_else(|| "date out of range".to_string())?,
             })
         }
         oid::TIME => Value::Time(i64::from_be_bytes(be(raw)?)),
@@ -347,15 +316,9 @@ pub fn decode_binary(type_oid: u32, raw: &[u8]) -> Result<Value, String> {
             let t = i64::from_be_bytes(be(raw)?);
             let t = match t {
                 i64::MIN | i64::MAX => t,
-                _ => t
-                    .checked_add(PG_EPOCH_MICROS)
-                    .ok_or_else(|| "timestamp out of range".to_string())?,
+                _ => t.checked_add(PG_EPOCH_MICROS).ok_or_else(|| "timestamp out of range".to_string())?,
             };
-            if type_oid == oid::TIMESTAMP {
-                Value::Timestamp(t)
-            } else {
-                Value::TimestampTz(t)
-            }
+            if type_oid == oid::TIMESTAMP { Value::Timestamp(t) } else { Value::TimestampTz(t) }
         }
         oid::UUID => Value::Uuid(be(raw)?),
         oid::BYTEA => Value::Bytes(raw.to_vec()),
@@ -409,18 +372,14 @@ pub fn encode_numeric_binary(d: &Decimal, out: &mut Vec<u8>) -> Result<(), Strin
         &int[nz..]
     };
     let ipad = (4 - int.len() % 4) % 4;
-    let mut digits: Vec<u8> = std::iter::repeat_n(b'0', ipad)
-        .chain(int.iter().copied())
-        .collect();
+    let mut digits: Vec<u8> = std::iter::repeat_n(b'0', ipad).chain(int.iter().copied()).collect();
     let int_groups = digits.len() / 4;
     digits.extend_from_slice(frac);
     while digits.len() % 4 != 0 {
         digits.push(b'0');
     }
-    let mut groups: Vec<u16> = digits
-        .chunks(4)
-        .map(|c| c.iter().fold(0u16, |a, b| a * 10 + u16::from(b - b'0')))
-        .collect();
+    let mut groups: Vec<u16> =
+        digits.chunks(4).map(|c| c.iter().fold(0u16, |a, b| a * 10 + u16::from(b - b'0'))).collect();
     let mut weight = int_groups as i64 - 1;
     let lead = groups.iter().take_while(|&&g| g == 0).count();
     groups.drain(..lead);
@@ -520,21 +479,14 @@ fn write_uuid(u: &[u8; 16], out: &mut Vec<u8>) {
 }
 
 /// A value in text format.
-pub fn encode_text(
-    type_oid: u32,
-    v: &Value,
-    utc_offset_secs: i32,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
+pub fn encode_text(type_oid: u32, v: &Value, utc_offset_secs: i32, out: &mut Vec<u8>) -> Result<(), String> {
     use std::io::Write;
     match (type_oid, v) {
         (oid::INT2 | oid::INT4 | oid::INT8, v) => {
             let i = as_i64(v).ok_or_else(|| mismatch(type_oid, v))?;
             let _ = write!(out, "{i}");
         }
-        (oid::NUMERIC, v) => as_decimal(v)
-            .ok_or_else(|| mismatch(type_oid, v))?
-            .write_text(out),
+        (oid::NUMERIC, v) => as_decimal(v).ok_or_else(|| mismatch(type_oid, v))?.write_text(out),
         (oid::FLOAT4 | oid::FLOAT8, v) => {
             let f = as_f64(v).ok_or_else(|| mismatch(type_oid, v))?;
             if f.is_nan() {
@@ -550,9 +502,7 @@ pub fn encode_text(
                 write_float(f, 15, true, out);
             }
         }
-        (oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME, Value::Text(s)) => {
-            out.extend_from_slice(s.as_bytes())
-        }
+        (oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME, Value::Text(s)) => out.extend_from_slice(s.as_bytes()),
         (oid::BOOL, Value::Bool(b)) => out.push(if *b { b't' } else { b'f' }),
         (oid::DATE, Value::Date(d)) => match *d {
             i32::MAX => out.extend_from_slice(b"infinity"),
@@ -565,17 +515,11 @@ pub fn encode_text(
             }
         },
         (oid::TIME, Value::Time(t)) => write_hms(*t, Frac::Trim, out),
-        (oid::TIMESTAMP, Value::Timestamp(t)) | (oid::TIMESTAMPTZ, Value::TimestampTz(t)) => {
-            match *t {
-                i64::MAX => out.extend_from_slice(b"infinity"),
-                i64::MIN => out.extend_from_slice(b"-infinity"),
-                t => write_pg_timestamp(
-                    t,
-                    (type_oid == oid::TIMESTAMPTZ).then_some(utc_offset_secs),
-                    out,
-                ),
-            }
-        }
+        (oid::TIMESTAMP, Value::Timestamp(t)) | (oid::TIMESTAMPTZ, Value::TimestampTz(t)) => match *t {
+            i64::MAX => out.extend_from_slice(b"infinity"),
+            i64::MIN => out.extend_from_slice(b"-infinity"),
+            t => write_pg_timestamp(t, (type_oid == oid::TIMESTAMPTZ).then_some(utc_offset_secs), out),
+        },
         (oid::UUID, Value::Uuid(u)) => write_uuid(u, out),
         (oid::BYTEA, Value::Bytes(b)) => {
             out.extend_from_slice(b"\\x");
@@ -595,29 +539,17 @@ pub fn encode_binary(type_oid: u32, v: &Value, out: &mut Vec<u8>) -> Result<(), 
             let i = as_i64(v).ok_or_else(|| mismatch(type_oid, v))?;
             let range = || format!("{i} out of range for type {type_oid}");
             match type_oid {
-                oid::INT2 => {
-                    out.extend_from_slice(&i16::try_from(i).map_err(|_| range())?.to_be_bytes())
-                }
-                oid::INT4 => {
-                    out.extend_from_slice(&i32::try_from(i).map_err(|_| range())?.to_be_bytes())
-                }
+                oid::INT2 => out.extend_from_slice(&i16::try_from(i).map_err(|_| range())?.to_be_bytes()),
+                oid::INT4 => out.extend_from_slice(&i32::try_from(i).map_err(|_| range())?.to_be_bytes()),
                 _ => out.extend_from_slice(&i.to_be_bytes()),
             }
         }
-        (oid::NUMERIC, v) => {
-            encode_numeric_binary(&as_decimal(v).ok_or_else(|| mismatch(type_oid, v))?, out)?
+        (oid::NUMERIC, v) => encode_numeric_binary(&as_decimal(v).ok_or_else(|| mismatch(type_oid, v))?, out)?,
+        (oid::FLOAT4, v) => {
+            out.extend_from_slice(&(as_f64(v).ok_or_else(|| mismatch(type_oid, v))? as f32).to_be_bytes())
         }
-        (oid::FLOAT4, v) => out.extend_from_slice(
-            &(as_f64(v).ok_or_else(|| mismatch(type_oid, v))? as f32).to_be_bytes(),
-        ),
-        (oid::FLOAT8, v) => out.extend_from_slice(
-            &as_f64(v)
-                .ok_or_else(|| mismatch(type_oid, v))?
-                .to_be_bytes(),
-        ),
-        (oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME, Value::Text(s)) => {
-            out.extend_from_slice(s.as_bytes())
-        }
+        (oid::FLOAT8, v) => out.extend_from_slice(&as_f64(v).ok_or_else(|| mismatch(type_oid, v))?.to_be_bytes()),
+        (oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME, Value::Text(s)) => out.extend_from_slice(s.as_bytes()),
         (oid::BOOL, Value::Bool(b)) => out.push(u8::from(*b)),
         (oid::DATE, Value::Date(d)) => {
             let d = match *d {
@@ -665,45 +597,27 @@ mod tests {
     fn numeric_binary_by_hand() {
         // 1.50: ndigits 2, weight 0, sign +, dscale 2, digits 1, 5000
         let v = [0, 2, 0, 0, 0, 0, 0, 2, 0, 1, 0x13, 0x88];
-        assert_eq!(
-            decode_numeric_binary(&v).map(|d| d.to_string()),
-            Ok("1.50".into())
-        );
+        assert_eq!(decode_numeric_binary(&v).map(|d| d.to_string()), Ok("1.50".into()));
         assert_eq!(bin(oid::NUMERIC, &Value::Numeric(dec("1.50"))), v);
         // -0.0001234: weight -1, digits 1, 2340, dscale 7
         let v = [0, 2, 0xFF, 0xFF, 0x40, 0, 0, 7, 0, 1, 0x09, 0x24];
-        assert_eq!(
-            decode_numeric_binary(&v).map(|d| d.to_string()),
-            Ok("-0.0001234".into())
-        );
+        assert_eq!(decode_numeric_binary(&v).map(|d| d.to_string()), Ok("-0.0001234".into()));
         assert_eq!(bin(oid::NUMERIC, &Value::Numeric(dec("-0.0001234"))), v);
         // 10000: one digit 1 at weight 1 (trailing zero digits are dropped)
         let v = [0, 1, 0, 1, 0, 0, 0, 0, 0, 1];
-        assert_eq!(
-            decode_numeric_binary(&v).map(|d| d.to_string()),
-            Ok("10000".into())
-        );
+        assert_eq!(decode_numeric_binary(&v).map(|d| d.to_string()), Ok("10000".into()));
         assert_eq!(bin(oid::NUMERIC, &Value::Int(10_000)), v);
         // 12345678.9: digits 1234 5678 9000, weight 1, dscale 1
         let v = [0, 3, 0, 1, 0, 0, 0, 1, 0x04, 0xD2, 0x16, 0x2E, 0x23, 0x28];
-        assert_eq!(
-            decode_numeric_binary(&v).map(|d| d.to_string()),
-            Ok("12345678.9".into())
-        );
+        assert_eq!(decode_numeric_binary(&v).map(|d| d.to_string()), Ok("12345678.9".into()));
         assert_eq!(bin(oid::NUMERIC, &Value::Numeric(dec("12345678.9"))), v);
         // 0.00 : no digits, dscale 2
         let v = [0, 0, 0, 0, 0, 0, 0, 2];
-        assert_eq!(
-            decode_numeric_binary(&v).map(|d| d.to_string()),
-            Ok("0.00".into())
-        );
+        assert_eq!(decode_numeric_binary(&v).map(|d| d.to_string()), Ok("0.00".into()));
         assert_eq!(bin(oid::NUMERIC, &Value::Numeric(dec("0.00"))), v);
         // 5 shown as 5.000 (dscale above the digits)
         let v = [0, 1, 0, 0, 0, 0, 0, 3, 0, 5];
-        assert_eq!(
-            decode_numeric_binary(&v).map(|d| d.to_string()),
-            Ok("5.000".into())
-        );
+        assert_eq!(decode_numeric_binary(&v).map(|d| d.to_string()), Ok("5.000".into()));
         // NaN is refused, as is a short buffer.
         assert!(decode_numeric_binary(&[0, 0, 0, 0, 0xC0, 0, 0, 0]).is_err());
         assert!(decode_numeric_binary(&[0, 1, 0, 0]).is_err());
@@ -713,27 +627,15 @@ mod tests {
     fn integers_and_floats() {
         assert_eq!(decode_binary(oid::INT2, &[0xFF, 0xFE]), Ok(Value::Int(-2)));
         assert_eq!(decode_binary(oid::INT4, &[0, 0, 1, 0]), Ok(Value::Int(256)));
-        assert_eq!(
-            decode_binary(oid::INT8, &[0x80, 0, 0, 0, 0, 0, 0, 0]),
-            Ok(Value::Int(i64::MIN))
-        );
+        assert_eq!(decode_binary(oid::INT8, &[0x80, 0, 0, 0, 0, 0, 0, 0]), Ok(Value::Int(i64::MIN)));
         assert!(decode_binary(oid::INT4, &[0, 0, 1]).is_err());
         assert_eq!(decode_text(oid::INT8, b"-42"), Ok(Value::Int(-42)));
         assert_eq!(bin(oid::INT4, &Value::Int(256)), [0, 0, 1, 0]);
         assert!(encode_binary(oid::INT2, &Value::Int(70_000), &mut Vec::new()).is_err());
-        assert_eq!(
-            decode_binary(oid::FLOAT8, &1.5f64.to_be_bytes()),
-            Ok(Value::Float(1.5))
-        );
-        assert_eq!(
-            decode_binary(oid::FLOAT4, &0.5f32.to_be_bytes()),
-            Ok(Value::Float(0.5))
-        );
+        assert_eq!(decode_binary(oid::FLOAT8, &1.5f64.to_be_bytes()), Ok(Value::Float(1.5)));
+        assert_eq!(decode_binary(oid::FLOAT4, &0.5f32.to_be_bytes()), Ok(Value::Float(0.5)));
         assert_eq!(text(oid::FLOAT8, &Value::Float(1e20)), "1e+20");
-        assert_eq!(
-            text(oid::FLOAT8, &Value::Float(f64::NEG_INFINITY)),
-            "-Infinity"
-        );
+        assert_eq!(text(oid::FLOAT8, &Value::Float(f64::NEG_INFINITY)), "-Infinity");
         assert_eq!(text(oid::FLOAT4, &Value::Float(f64::from(0.1f32))), "0.1");
         assert_eq!(text(oid::FLOAT4, &Value::Float(1e6)), "1e+06");
         assert!(matches!(decode_text(oid::FLOAT8, b"NaN"), Ok(Value::Float(f)) if f.is_nan()));
@@ -745,21 +647,12 @@ mod tests {
     fn dates_and_times() {
         // 2024-01-05 = 8770 days after 2000-01-01
         let d = days_from_civil(2024, 1, 5) as i32;
-        assert_eq!(
-            decode_binary(oid::DATE, &8770i32.to_be_bytes()),
-            Ok(Value::Date(d))
-        );
+        assert_eq!(decode_binary(oid::DATE, &8770i32.to_be_bytes()), Ok(Value::Date(d)));
         assert_eq!(decode_text(oid::DATE, b"2024-01-05"), Ok(Value::Date(d)));
         assert_eq!(bin(oid::DATE, &Value::Date(d)), 8770i32.to_be_bytes());
         assert_eq!(text(oid::DATE, &Value::Date(d)), "2024-01-05");
-        assert_eq!(
-            decode_text(oid::DATE, b"infinity"),
-            Ok(Value::Date(i32::MAX))
-        );
-        assert_eq!(
-            bin(oid::DATE, &Value::Date(i32::MIN)),
-            i32::MIN.to_be_bytes()
-        );
+        assert_eq!(decode_text(oid::DATE, b"infinity"), Ok(Value::Date(i32::MAX)));
+        assert_eq!(bin(oid::DATE, &Value::Date(i32::MIN)), i32::MIN.to_be_bytes());
         let bc = decode_text(oid::DATE, b"0044-03-15 BC");
         assert_eq!(bc, Ok(Value::Date(days_from_civil(-43, 3, 15) as i32)));
         if let Ok(v) = bc {
@@ -767,102 +660,45 @@ mod tests {
         }
 
         let ts = d as i64 * MICROS_PER_DAY + 45_296_789_000;
-        assert_eq!(
-            decode_text(oid::TIMESTAMP, b"2024-01-05 12:34:56.789"),
-            Ok(Value::Timestamp(ts))
-        );
-        assert_eq!(
-            text(oid::TIMESTAMP, &Value::Timestamp(ts)),
-            "2024-01-05 12:34:56.789"
-        );
+        assert_eq!(decode_text(oid::TIMESTAMP, b"2024-01-05 12:34:56.789"), Ok(Value::Timestamp(ts)));
+        assert_eq!(text(oid::TIMESTAMP, &Value::Timestamp(ts)), "2024-01-05 12:34:56.789");
         let pg = ts - PG_EPOCH_MICROS;
-        assert_eq!(
-            decode_binary(oid::TIMESTAMP, &pg.to_be_bytes()),
-            Ok(Value::Timestamp(ts))
-        );
-        assert_eq!(
-            bin(oid::TIMESTAMPTZ, &Value::TimestampTz(ts)),
-            pg.to_be_bytes()
-        );
-        assert_eq!(
-            decode_text(oid::TIMESTAMPTZ, b"2024-01-05 14:34:56.789+02"),
-            Ok(Value::TimestampTz(ts))
-        );
-        assert_eq!(
-            decode_text(oid::TIMESTAMPTZ, b"2024-01-05 07:04:56.789-05:30"),
-            Ok(Value::TimestampTz(ts))
-        );
-        assert_eq!(
-            text(oid::TIMESTAMPTZ, &Value::TimestampTz(ts)),
-            "2024-01-05 12:34:56.789+00"
-        );
+        assert_eq!(decode_binary(oid::TIMESTAMP, &pg.to_be_bytes()), Ok(Value::Timestamp(ts)));
+        assert_eq!(bin(oid::TIMESTAMPTZ, &Value::TimestampTz(ts)), pg.to_be_bytes());
+        assert_eq!(decode_text(oid::TIMESTAMPTZ, b"2024-01-05 14:34:56.789+02"), Ok(Value::TimestampTz(ts)));
+        assert_eq!(decode_text(oid::TIMESTAMPTZ, b"2024-01-05 07:04:56.789-05:30"), Ok(Value::TimestampTz(ts)));
+        assert_eq!(text(oid::TIMESTAMPTZ, &Value::TimestampTz(ts)), "2024-01-05 12:34:56.789+00");
         let mut o = Vec::new();
         let _ = encode_text(oid::TIMESTAMPTZ, &Value::TimestampTz(ts), 19_800, &mut o);
         assert_eq!(o, b"2024-01-05 18:04:56.789+05:30");
-        assert_eq!(
-            decode_text(oid::TIME, b"23:59:59.999999"),
-            Ok(Value::Time(86_399_999_999))
-        );
-        assert_eq!(
-            decode_binary(oid::TIME, &86_399_999_999i64.to_be_bytes()),
-            Ok(Value::Time(86_399_999_999))
-        );
+        assert_eq!(decode_text(oid::TIME, b"23:59:59.999999"), Ok(Value::Time(86_399_999_999)));
+        assert_eq!(decode_binary(oid::TIME, &86_399_999_999i64.to_be_bytes()), Ok(Value::Time(86_399_999_999)));
         assert_eq!(text(oid::TIME, &Value::Time(3_600_000_000)), "01:00:00");
     }
 
     #[test]
     fn text_bool_uuid_bytea() {
-        assert_eq!(
-            decode_text(oid::TEXT, "é".as_bytes()),
-            Ok(Value::Text("é".into()))
-        );
+        assert_eq!(decode_text(oid::TEXT, "é".as_bytes()), Ok(Value::Text("é".into())));
         assert!(decode_text(oid::TEXT, &[0xFF]).is_err());
         assert_eq!(decode_binary(oid::BOOL, &[1]), Ok(Value::Bool(true)));
         assert_eq!(decode_text(oid::BOOL, b"f"), Ok(Value::Bool(false)));
         assert_eq!(text(oid::BOOL, &Value::Bool(true)), "t");
         let u = *b"\x12\x34\x56\x78\x9a\xbc\xde\xf0\x12\x34\x56\x78\x9a\xbc\xde\xf0";
-        assert_eq!(
-            decode_text(oid::UUID, b"12345678-9abc-def0-1234-56789abcdef0"),
-            Ok(Value::Uuid(u))
-        );
-        assert_eq!(
-            text(oid::UUID, &Value::Uuid(u)),
-            "12345678-9abc-def0-1234-56789abcdef0"
-        );
+        assert_eq!(decode_text(oid::UUID, b"12345678-9abc-def0-1234-56789abcdef0"), Ok(Value::Uuid(u)));
+        assert_eq!(text(oid::UUID, &Value::Uuid(u)), "12345678-9abc-def0-1234-56789abcdef0");
         assert_eq!(decode_binary(oid::UUID, &u), Ok(Value::Uuid(u)));
-        assert_eq!(
-            decode_text(oid::BYTEA, b"\\x00ff41"),
-            Ok(Value::Bytes(vec![0, 255, 65]))
-        );
-        assert_eq!(
-            decode_text(oid::BYTEA, b"a\\\\b\\001"),
-            Ok(Value::Bytes(b"a\\b\x01".to_vec()))
-        );
-        assert_eq!(
-            text(oid::BYTEA, &Value::Bytes(vec![0, 255, 65])),
-            "\\x00ff41"
-        );
+        assert_eq!(decode_text(oid::BYTEA, b"\\x00ff41"), Ok(Value::Bytes(vec![0, 255, 65])));
+        assert_eq!(decode_text(oid::BYTEA, b"a\\\\b\\001"), Ok(Value::Bytes(b"a\\b\x01".to_vec())));
+        assert_eq!(text(oid::BYTEA, &Value::Bytes(vec![0, 255, 65])), "\\x00ff41");
         assert!(decode_text(999_999, b"x").is_err());
-        assert_eq!(
-            kind_of(oid::VARCHAR, Collation::IcuRoot),
-            ColumnKind::Text(Collation::IcuRoot)
-        );
+        assert_eq!(kind_of(oid::VARCHAR, Collation::IcuRoot), ColumnKind::Text(Collation::IcuRoot));
         assert_eq!(kind_of(600, Collation::Binary), ColumnKind::Other);
     }
 
     #[test]
     fn codec_retypes_output_columns() {
-        let mut c = PgCodec::new(vec![PgColumn {
-            type_oid: oid::INT8,
-            binary: true,
-        }]);
-        c.retype(
-            0,
-            PgColumn {
-                type_oid: oid::NUMERIC,
-                binary: false,
-            },
-        );
+        let mut c = PgCodec::new(vec![PgColumn { type_oid: oid::INT8, binary: true }]);
+        c.retype(0, PgColumn { type_oid: oid::NUMERIC, binary: false });
         assert_eq!(c.decode(0, &7i64.to_be_bytes()).ok(), Some(Value::Int(7)));
         let mut o = Vec::new();
         assert!(c.encode(0, &Value::Numeric(dec("2.50")), &mut o).is_ok());

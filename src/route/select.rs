@@ -189,6 +189,14 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
                 }
             }
             None => {
+                if let Expr::Function(f) = &expr
+                    && super::analyze::is_aggregate(f)
+                {
+                    return Err(unmergeable(
+                        &super::analyze::function_name(f).to_uppercase(),
+                        "only COUNT, SUM, MIN, MAX and AVG are merged",
+                    ));
+                }
                 if expr_facts(&expr).aggregates > 0 {
                     return Err(unmergeable(
                         "expressions over aggregates",

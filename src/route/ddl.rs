@@ -227,8 +227,11 @@ impl DdlShape {
                 }
                 reason.map(|reason| DdlShape { shards, reason })
             }
-            // Objects that are not tables but that every shard needs alike.
-            Statement::Drop { .. }
+            // Maintenance, and objects that are not tables but that every
+            // shard needs alike.
+            Statement::Vacuum(_)
+            | Statement::Analyze(_)
+            | Statement::Drop { .. }
             | Statement::CreateSchema { .. }
             | Statement::CreateExtension(_)
             | Statement::DropExtension(_)

@@ -170,7 +170,10 @@ impl Router {
         let dialect = self.backend().dialect();
         let mut stmts = match Parser::parse_sql(dialect, &text) {
             Ok(s) => s,
-            Err(e) => return self.unparsed(text, e.to_string()),
+            Err(e) => match self.reparse(&text) {
+                Some(s) => s,
+                None => return self.unparsed(text, e.to_string()),
+            },
         };
         let mut stmt = match stmts.len() {
             1 => stmts.remove(0),
@@ -248,7 +251,88 @@ impl Router {
     }
 
     /// The policy for text sqlparser cannot parse (see the module docs).
+    /// A second chance for PostgreSQL spellings sqlparser does not know but
+    /// whose meaning is certain: COPY options written `ON`/`OFF` (as pgbench
+    /// writes `WITH (freeze on)`) are read as `TRUE`/`FALSE`. The statement
+    /// read this way serves routing only; shards still get the text as
+    /// written.
+    fn reparse(&self, text: &str) -> Option<Vec<Statement>> {
+        let dialect = self.backend().dialect();
+        let tokens = Tokenizer::new(dialect, text).tokenize().ok()?;
+        let first = tokens.iter().find_map(|t| match t {
+            Token::Word(w) => Some(w.value.to_ascii_lowercase()),
+            _ => None,
+        })?;
+        if first != "copy" {
+            return None;
+        }
+        let mut changed = false;
+        let mut prev_word: Option<String> = None;
+        let rewritten: Vec<Token> = tokens
+            .into_iter()
+            .map(|t| {
+                let out = match &t {
+                    Token::Word(w)
+                        if prev_word.as_deref().is_some_and(|p| ["freeze", "header"].contains(&p))
+                            && (w.value.eq_ignore_ascii_case("on") || w.value.eq_ignore_ascii_case("off")) =>
+                    {
+                        changed = true;
+                        let v = if w.value.eq_ignore_ascii_case("on") { "TRUE" } else { "FALSE" };
+                        Token::make_keyword(v)
+                    }
+                    _ => t.clone(),
+                };
+                match &t {
+                    Token::Word(w) => prev_word = Some(w.value.to_ascii_lowercase()),
+                    Token::Whitespace(_) => {}
+                    _ => prev_word = None,
+                }
+                out
+            })
+            .collect();
+        if !changed {
+            return None;
+        }
+        let text: String = rewritten.iter().map(ToString::to_string).collect();
+        Parser::parse_sql(dialect, &text).ok()
+    }
+
+    /// VACUUM and ANALYZE (which sqlparser does not read in PostgreSQL's
+    /// form): to every shard holding the tables they name, or every shard.
+    fn maintenance(&self, text: &Arc<str>) -> Option<Shape> {
+        let tokens = Tokenizer::new(self.backend().dialect(), text).tokenize().ok()?;
+        let words: Vec<String> = tokens
+            .iter()
+            .filter_map(|t| match t {
+                Token::Word(w) => Some(w.value.to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect();
+        if !matches!(words.first().map(String::as_str), Some("vacuum" | "analyze" | "analyse")) {
+            return None;
+        }
+        let named: Vec<&crate::rules::TableRule> = words.iter().filter_map(|w| self.rules.table(None, w)).collect();
+        let mut shards = crate::sharding::ShardSet::empty();
+        for t in &named {
+            shards = shards.union(&match t.placement {
+                crate::rules::TablePlacement::Pinned(s) => crate::sharding::ShardSet::single(s),
+                _ => self.rules.all_shards(),
+            });
+        }
+        let reason = match named.first() {
+            Some(t) => Reason::Schema { table: t.name.clone() },
+            None => Reason::Schema { table: "every shard".into() },
+        };
+        if shards.is_empty() {
+            shards = self.rules.all_shards();
+        }
+        Some(Shape::Ddl(DdlShape { shards, reason }))
+    }
+
     fn unparsed(&self, text: Arc<str>, message: String) -> Result<Prepared, RouteError> {
+        if let Some(shape) = self.maintenance(&text) {
+            return Ok(Prepared { sql: text, params: 0, shape });
+        }
         let names_a_table = mentions_rule_table(&text, &self.rules);
         if names_a_table {
             return Err(RouteError::Syntax {

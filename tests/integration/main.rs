@@ -7,3 +7,4 @@ mod support;
 mod cluster;
 mod demo;
 mod differential;
+mod pgbench;

@@ -93,6 +93,8 @@ struct Txn {
     pending_sets: Option<Vec<(String, String)>>,
     /// An implicit transaction (a multi-statement string, an extended batch).
     implicit: bool,
+    /// The batch's first statement wrote to several shards: no other write may follow.
+    spread: bool,
 }
 
 /// A prepared statement of the client.
@@ -577,6 +579,7 @@ impl Session {
                 local_sets: Vec::new(),
                 pending_sets: None,
                 implicit: true,
+                spread: false,
             });
         }
         let mut ok = true;
@@ -682,6 +685,7 @@ impl Session {
                         local_sets: Vec::new(),
                         pending_sets: Some(self.settings.clone()),
                         implicit: false,
+                        spread: false,
                     });
                 }
                 self.client.send(&CommandComplete::new("BEGIN".into()))?;
@@ -869,7 +873,22 @@ impl Session {
                     "current transaction is aborted, commands ignored until end of transaction block",
                 ));
             }
-            t.state.admit(plan, policy, &rules).map_err(|e| SgError::of(&e))?;
+            // The first statement of an extended batch stands alone, like a
+            // simple query outside a transaction: it may write to several
+            // shards (each commits its part at Sync). Later writes of the
+            // batch may not join it.
+            let writes = matches!(plan.kind, StatementKind::Write | StatementKind::Ddl);
+            let alone = t.implicit && t.begin.is_empty() && t.state.touched.is_empty();
+            if alone && writes && plan.targets.len() > 1 {
+                t.spread = true;
+                t.state.admit(plan, crate::route::TxnPolicy::MultiShardWrites, &rules).map_err(|e| SgError::of(&e))?;
+            } else if t.spread && writes {
+                let names: Vec<&str> = plan.shards().map(|s| rules.shard(s).name.as_str()).collect();
+                let e = crate::route::RouteError::CrossShardTransaction { pinned: None, wanted: names.join(", ") };
+                return Err(SgError::of(&e));
+            } else {
+                t.state.admit(plan, policy, &rules).map_err(|e| SgError::of(&e))?;
+            }
         }
         Ok(())
     }
@@ -1376,6 +1395,7 @@ impl Session {
                 local_sets: Vec::new(),
                 pending_sets: None,
                 implicit: true,
+                spread: false,
             });
             // The shards' own implicit transactions do the work: nothing is replayed.
             if let Some(t) = self.txn.as_mut() {

@@ -1002,6 +1002,12 @@ impl Session {
                 b'1' | b'2' if extended => {}
                 b'E' => {
                     outcome = Outcome::Failed;
+                    if let Some(e) = shard_fatal(&f, self.backends.pool(self.attached[i].shard).name()) {
+                        // The shard ends this connection, not the client's session.
+                        self.attached[i].status = b'E';
+                        self.send_error(&e)?;
+                        return Ok(outcome);
+                    }
                     self.client.send_frame(&f);
                     if extended {
                         return Ok(outcome);
@@ -1053,6 +1059,11 @@ impl Session {
                         }
                     }
                     b'E' => {
+                        if let Some(e) = shard_fatal(&f, self.backends.pool(shard).name()) {
+                            self.attached[i].status = b'E';
+                            self.send_error(&e)?;
+                            return Ok(Outcome::Failed);
+                        }
                         if error.is_none() {
                             error = Some((shard, f));
                             // Stop the others.
@@ -1586,6 +1597,19 @@ fn backend_error(fields: &[(u8, String)], shard: Option<&str>) -> SgError {
         Some(s) => SgError::raw(code, format!("{msg} (on shard {s})")),
         None => SgError::raw(code, msg),
     }
+}
+
+/// A FATAL (or PANIC) error of a shard as the client sees it: the shard
+/// closes that backend connection, so it is "shard unavailable" for the
+/// client, whose own session goes on.
+fn shard_fatal(f: &Frame, shard: &str) -> Option<SgError> {
+    let fields = error_fields(f);
+    let severity = fields.iter().find(|(c, _)| *c == b'V').or_else(|| fields.iter().find(|(c, _)| *c == b'S'));
+    if !severity.is_some_and(|(_, s)| s == "FATAL" || s == "PANIC") {
+        return None;
+    }
+    let e = backend_error(&fields, None);
+    Some(SgError::new(ErrorCode::ShardUnavailable, format!("shard {shard}: {} (SQLSTATE {})", e.message, e.code)))
 }
 
 /// A command tag's verb prefix and its row count: `UPDATE 3` → ("UPDATE ", 3);

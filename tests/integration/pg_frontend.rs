@@ -213,8 +213,8 @@ async fn one_prepared_statement_reused_over_transactions_and_values() {
     let on: Vec<Vec<i64>> = (0..2).map(|s| p.keys_on("fe_users", s, 5000, 6)).collect();
     let all: Vec<i64> = on.concat();
     // One shard per statement: a multi-shard insert is not what this test is about.
-    for s in 0..2 {
-        let v: Vec<String> = on[s].iter().map(|k| format!("({k}, 'r{k}', 0)")).collect();
+    for keys in &on {
+        let v: Vec<String> = keys.iter().map(|k| format!("({k}, 'r{k}', 0)")).collect();
         c.simple_query(&format!("INSERT INTO fe_users (id, name, n) VALUES {}", v.join(", "))).await.unwrap();
     }
     let bump = c.prepare("UPDATE fe_users SET n = n + 1 WHERE id = $1").await.unwrap();
@@ -229,7 +229,7 @@ async fn one_prepared_statement_reused_over_transactions_and_values() {
         }
         for &k in &all {
             let n: i32 = c.query_one(&read, &[&k]).await.unwrap().get(0);
-            let expected = if on[s].contains(&k) { round / 2 + 1 } else { (round + 1) / 2 };
+            let expected = if on[s].contains(&k) { round / 2 + 1 } else { round.div_ceil(2) };
             assert_eq!(n as usize, expected, "round {round}, key {k}");
         }
         c.simple_query("COMMIT").await.unwrap();
@@ -256,10 +256,10 @@ async fn multi_row_insert_splits_and_returning_keeps_values_order() {
     let values: Vec<String> = ids.iter().map(|k| format!("({k}, 'm{k}')")).collect();
     let msgs = c.simple_query(&format!("INSERT INTO fe_users (id, name) VALUES {}", values.join(", "))).await.unwrap();
     assert_eq!(tag_count(&msgs), 10);
-    for s in 0..2 {
+    for (s, d) in direct.iter().enumerate() {
         let expected: Vec<i64> = ids.iter().copied().filter(|&k| p.owner("fe_users", k) == s).collect();
         assert!(!expected.is_empty(), "the rows span both shards");
-        assert_eq!(ids_on(&direct[s], "fe_users", 2000..2010).await, expected, "rows on s{s}");
+        assert_eq!(ids_on(d, "fe_users", 2000..2010).await, expected, "rows on s{s}");
     }
 
     // RETURNING over several shards comes back in VALUES order: simple protocol…
@@ -434,6 +434,77 @@ async fn client_vanishing_mid_transaction_releases_its_row_locks() {
             }
         }
     }
+}
+
+/// A frontend message: type, length, body.
+fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// Parse, Bind and Execute of a parameterless statement (unnamed statement and portal).
+fn parse_bind_execute(sql: &str) -> Vec<u8> {
+    let mut parse = vec![0];
+    parse.extend_from_slice(sql.as_bytes());
+    parse.extend_from_slice(&[0, 0, 0]);
+    let mut out = msg(b'P', &parse);
+    out.extend(msg(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]));
+    out.extend(msg(b'E', &[0, 0, 0, 0, 0]));
+    out
+}
+
+/// Reads backend messages up to ReadyForQuery: (type, body) pairs.
+async fn read_to_ready(s: &mut tokio::net::TcpStream) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    loop {
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head).await.unwrap();
+        let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut body = vec![0u8; len - 4];
+        s.read_exact(&mut body).await.unwrap();
+        out.push((head[0], body));
+        if head[0] == b'Z' {
+            return out;
+        }
+    }
+}
+
+/// A pipelined batch (several Executes, one Sync) is one implicit transaction,
+/// as in PostgreSQL: all of it commits, or none of it.
+#[tokio::test]
+async fn an_extended_batch_is_all_or_nothing() {
+    let f = front();
+    let (p, direct) = (&f.proxy, shards(f.cluster).await);
+    let a = p.keys_on("fe_tx", 0, 900, 2);
+    let b = p.keys_on("fe_tx", 1, 900, 1)[0];
+    let mut s = raw_session(p).await;
+
+    let mut batch = parse_bind_execute(&format!("INSERT INTO fe_tx (id, name) VALUES ({}, 'batch')", a[0]));
+    batch.extend(parse_bind_execute(&format!("INSERT INTO fe_tx (id, name) VALUES ({}, 'batch')", a[1])));
+    batch.extend(msg(b'S', &[]));
+    s.write_all(&batch).await.unwrap();
+    let answer = read_to_ready(&mut s).await;
+    assert!(answer.iter().all(|(t, _)| *t != b'E'), "{answer:?}");
+    assert_eq!(answer.iter().filter(|(t, _)| *t == b'C').count(), 2);
+    assert_eq!(ids_on(&direct[0], "fe_tx", 900..100_000).await, a);
+
+    // The second statement is refused: the first one must not commit.
+    let mut batch = parse_bind_execute(&format!("DELETE FROM fe_tx WHERE id = {}", a[0]));
+    batch.extend(parse_bind_execute(&format!("INSERT INTO fe_tx (id, name) VALUES ({b}, 'other shard')")));
+    batch.extend(msg(b'S', &[]));
+    s.write_all(&batch).await.unwrap();
+    let answer = read_to_ready(&mut s).await;
+    let error = answer.iter().find(|(t, _)| *t == b'E').expect("the second write is refused");
+    assert!(String::from_utf8_lossy(&error.1).contains("0A000"), "{:?}", String::from_utf8_lossy(&error.1));
+    assert_eq!(ids_on(&direct[0], "fe_tx", 900..100_000).await, a, "the DELETE of the failed batch was committed");
+    assert!(ids_on(&direct[1], "fe_tx", b..b + 1).await.is_empty());
+
+    // The connection goes on.
+    s.write_all(&msg(b'Q', b"SELECT 5\0")).await.unwrap();
+    let answer = read_to_ready(&mut s).await;
+    assert!(answer.iter().any(|(t, body)| *t == b'D' && body.ends_with(b"5")), "{answer:?}");
 }
 
 // ---- 3. errors and authentication --------------------------------------------------------

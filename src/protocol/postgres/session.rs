@@ -1426,7 +1426,16 @@ impl Session {
 
     async fn on_sync(&mut self) -> io::Result<()> {
         self.skip_to_sync = false;
-        self.sync_batches().await;
+        if self.txn.as_ref().is_some_and(|t| t.implicit && t.failed) {
+            // A failed batch is rolled back as a whole, but a shard that did
+            // not see the error would commit its part at Sync: its
+            // connection is closed instead, which rolls the part back.
+            for a in self.attached.iter_mut().filter(|a| a.in_batch) {
+                a.status = b'E';
+            }
+        } else {
+            self.sync_batches().await;
+        }
         for p in self.portals.values_mut() {
             p.open_on = None;
         }

@@ -8,3 +8,4 @@ mod cluster;
 mod demo;
 mod differential;
 mod pgbench;
+mod pg_frontend;

@@ -12,6 +12,8 @@
 //! `SHARDGATE_TEST_BACKEND=docker` (with `--features docker`).
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Once, OnceLock};
 

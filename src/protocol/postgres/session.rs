@@ -97,6 +97,8 @@ struct Txn {
     pending_sets: Option<Vec<(String, String)>>,
     /// An implicit transaction (a multi-statement string, an extended batch).
     implicit: bool,
+    /// The batch's first statement wrote to several shards: no other write may follow.
+    spread: bool,
 }
 
 /// A prepared statement of the client.
@@ -581,6 +583,7 @@ impl Session {
                 local_sets: Vec::new(),
                 pending_sets: None,
                 implicit: true,
+                spread: false,
             });
         }
         let mut ok = true;
@@ -686,6 +689,7 @@ impl Session {
                         local_sets: Vec::new(),
                         pending_sets: Some(self.settings.clone()),
                         implicit: false,
+                        spread: false,
                     });
                 }
                 self.client.send(&CommandComplete::new("BEGIN".into()))?;
@@ -873,7 +877,22 @@ impl Session {
                     "current transaction is aborted, commands ignored until end of transaction block",
                 ));
             }
-            t.state.admit(plan, policy, &rules).map_err(|e| SgError::of(&e))?;
+            // The first statement of an extended batch stands alone, like a
+            // simple query outside a transaction: it may write to several
+            // shards (each commits its part at Sync). Later writes of the
+            // batch may not join it.
+            let writes = matches!(plan.kind, StatementKind::Write | StatementKind::Ddl);
+            let alone = t.implicit && t.begin.is_empty() && t.state.touched.is_empty();
+            if alone && writes && plan.targets.len() > 1 {
+                t.spread = true;
+                t.state.admit(plan, crate::route::TxnPolicy::MultiShardWrites, &rules).map_err(|e| SgError::of(&e))?;
+            } else if t.spread && writes {
+                let names: Vec<&str> = plan.shards().map(|s| rules.shard(s).name.as_str()).collect();
+                let e = crate::route::RouteError::CrossShardTransaction { pinned: None, wanted: names.join(", ") };
+                return Err(SgError::of(&e));
+            } else {
+                t.state.admit(plan, policy, &rules).map_err(|e| SgError::of(&e))?;
+            }
         }
         Ok(())
     }
@@ -1004,6 +1023,12 @@ impl Session {
                 b'1' | b'2' if extended => {}
                 b'E' => {
                     outcome = Outcome::Failed;
+                    if let Some(e) = shard_fatal(&f, self.backends.pool(self.attached[i].shard).name()) {
+                        // The shard ends this connection, not the client's session.
+                        self.attached[i].status = b'E';
+                        self.send_error(&e)?;
+                        return Ok(outcome);
+                    }
                     self.client.send_frame(&f);
                     if extended {
                         return Ok(outcome);
@@ -1055,6 +1080,11 @@ impl Session {
                         }
                     }
                     b'E' => {
+                        if let Some(e) = shard_fatal(&f, self.backends.pool(shard).name()) {
+                            self.attached[i].status = b'E';
+                            self.send_error(&e)?;
+                            return Ok(Outcome::Failed);
+                        }
                         if error.is_none() {
                             error = Some((shard, f));
                             // Stop the others.
@@ -1766,6 +1796,7 @@ impl Session {
                 local_sets: Vec::new(),
                 pending_sets: None,
                 implicit: true,
+                spread: false,
             });
             // The shards' own implicit transactions do the work: nothing is replayed.
             if let Some(t) = self.txn.as_mut() {
@@ -1785,7 +1816,16 @@ impl Session {
 
     async fn on_sync(&mut self) -> io::Result<()> {
         self.skip_to_sync = false;
-        self.sync_batches().await;
+        if self.txn.as_ref().is_some_and(|t| t.implicit && t.failed) {
+            // A failed batch is rolled back as a whole, but a shard that did
+            // not see the error would commit its part at Sync: its
+            // connection is closed instead, which rolls the part back.
+            for a in self.attached.iter_mut().filter(|a| a.in_batch) {
+                a.status = b'E';
+            }
+        } else {
+            self.sync_batches().await;
+        }
         for p in self.portals.values_mut() {
             p.open_on = None;
         }
@@ -1986,6 +2026,19 @@ async fn query_column(conn: &mut BackendConn, sql: &str) -> io::Result<Result<Ve
             _ => {}
         }
     }
+}
+
+/// A FATAL (or PANIC) error of a shard as the client sees it: the shard
+/// closes that backend connection, so it is "shard unavailable" for the
+/// client, whose own session goes on.
+fn shard_fatal(f: &Frame, shard: &str) -> Option<SgError> {
+    let fields = error_fields(f);
+    let severity = fields.iter().find(|(c, _)| *c == b'V').or_else(|| fields.iter().find(|(c, _)| *c == b'S'));
+    if !severity.is_some_and(|(_, s)| s == "FATAL" || s == "PANIC") {
+        return None;
+    }
+    let e = backend_error(&fields, None);
+    Some(SgError::new(ErrorCode::ShardUnavailable, format!("shard {shard}: {} (SQLSTATE {})", e.message, e.code)))
 }
 
 /// A command tag's verb prefix and its row count: `UPDATE 3` → ("UPDATE ", 3);

@@ -7,5 +7,5 @@ mod support;
 mod cluster;
 mod demo;
 mod differential;
-mod pgbench;
 mod pg_frontend;
+mod pgbench;

@@ -144,6 +144,19 @@ impl<C: Connect> Pool<C> {
         }
     }
 
+    /// Records that a connection of this pool broke in use (the server went
+    /// away): idle connections are likely broken too, so they are closed,
+    /// and the failure counts toward the pool's health.
+    pub fn note_broken(&self) {
+        self.inner.failures.fetch_add(1, Ordering::Relaxed);
+        self.clear_idle();
+    }
+
+    /// Whether the last attempts to reach the shard failed.
+    pub fn is_failing(&self) -> bool {
+        self.inner.failures.load(Ordering::Relaxed) > 0
+    }
+
     /// Closes every idle connection (for reloads and drains).
     pub fn clear_idle(&self) {
         self.inner.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();

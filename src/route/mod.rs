@@ -192,6 +192,14 @@ impl Router {
             BackendKind::Mysql => rewrite::number_positional(&mut stmt),
             BackendKind::Postgres => rewrite::count_numbered(&mut stmt),
         };
+        if let Some(what) = session_bound(&stmt) {
+            return Err(RouteError::Unsupported {
+                detail: format!(
+                    "{what} would tie the session to one backend connection, which transaction pooling shares; \
+                     it is not supported through shardgate"
+                ),
+            });
+        }
         let rules = &*self.rules;
         let shape = match &stmt {
             Statement::Query(q) => Shape::Dml(Box::new(DmlShape::query(q, rules, &text, params)?)),
@@ -441,6 +449,43 @@ pub fn explain_rows(plan: &Plan, rules: &Rules) -> Vec<ExplainRow> {
         .collect();
     rows.push(ExplainRow { shard: String::new(), sql: String::new(), reason: plan.merge.to_string() });
     rows
+}
+
+/// Session state that cannot follow a client from one pooled backend
+/// connection to another.
+fn session_bound(stmt: &Statement) -> Option<String> {
+    match stmt {
+        Statement::LISTEN { .. } | Statement::UNLISTEN { .. } => return Some("LISTEN".into()),
+        Statement::CreateTable(t) if t.temporary => return Some("a temporary table".into()),
+        Statement::Declare { .. } => return Some("a cursor (DECLARE)".into()),
+        Statement::Fetch { .. } => return Some("FETCH from a cursor".into()),
+        _ => {}
+    }
+    const SESSION_FUNCTIONS: &[&str] = &[
+        "pg_advisory_lock",
+        "pg_advisory_lock_shared",
+        "pg_try_advisory_lock",
+        "pg_try_advisory_lock_shared",
+        "pg_advisory_unlock",
+        "pg_advisory_unlock_shared",
+        "pg_advisory_unlock_all",
+        "get_lock",
+        "release_lock",
+        "release_all_locks",
+        "set_config",
+    ];
+    let mut found = None;
+    let _ = sqlparser::ast::visit_expressions(stmt, |e| {
+        if let sqlparser::ast::Expr::Function(f) = e {
+            let name = analyze::function_name(f);
+            if SESSION_FUNCTIONS.contains(&name.as_str()) {
+                found = Some(format!("{name}()"));
+                return std::ops::ControlFlow::Break(());
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
 }
 
 fn first_words(sql: &str) -> String {

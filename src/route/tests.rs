@@ -829,3 +829,23 @@ fn every_error_has_its_code() {
     assert_eq!(err(&r, "SELECT * FROM nope").code().sqlstate(), "42P01");
     assert_eq!(err(&my(), "SELECT * FROM nope").code().mysql(), (1146, "42S02"));
 }
+
+#[test]
+fn session_bound_state_is_refused() {
+    let r = pg();
+    for sql in [
+        "SELECT pg_advisory_lock(1)",
+        "SELECT pg_try_advisory_lock(1, 2)",
+        "LISTEN chan",
+        "CREATE TEMP TABLE t (a int)",
+        "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+        "SELECT set_config('search_path', 'x', false)",
+    ] {
+        let e = err(&r, sql);
+        assert_eq!(e.code(), ErrorCode::Unsupported, "{sql}");
+        assert!(e.to_string().contains("backend connection"), "{sql}: {e}");
+    }
+    // Transaction-scoped locks stay with the transaction: fine.
+    assert_eq!(plan(&r, "SELECT pg_advisory_xact_lock(1)").targets.len(), 1);
+    assert_eq!(err(&my(), "SELECT GET_LOCK('x', 1)").code(), ErrorCode::Unsupported);
+}

@@ -7,5 +7,6 @@ mod support;
 mod cluster;
 mod demo;
 mod differential;
+mod pg_copy;
 mod pg_frontend;
 mod pgbench;

@@ -495,6 +495,21 @@ impl Session {
         Ok(self.attached.len() - 1)
     }
 
+    /// `preferred`, unless its pool is failing and another shard's is not.
+    fn healthy(&self, preferred: ShardId) -> ShardId {
+        let pools = &self.backends.pools;
+        if self.attached.iter().any(|a| a.shard == preferred) || !pools[preferred.index()].is_failing() {
+            return preferred;
+        }
+        pools.iter().position(|p| !p.is_failing()).map_or(preferred, |i| ShardId(i as u16))
+    }
+
+    /// A connection broke: the shard is unwell, and its idle connections
+    /// are not to be trusted.
+    fn broken(&self, shard: ShardId) {
+        self.backends.pool(shard).note_broken();
+    }
+
     /// ParameterStatus values a shard reports for the session's settings.
     async fn reported_settings(&mut self, i: usize) -> Vec<(String, String)> {
         let mut sql = String::from("RESET ALL");
@@ -571,7 +586,15 @@ impl Session {
                 }
             }
         }
-        let implicit = pieces.len() > 1
+        // A single write to several shards also runs in a transaction on
+        // each, committed only when every shard succeeded: a duplicate key
+        // on one shard undoes the others' part too. (A failure during the
+        // commits themselves can still leave them split: not atomic.)
+        let spread_write = plans.iter().any(|p| {
+            p.as_ref()
+                .is_ok_and(|p| p.kind == StatementKind::Write && p.targets.len() > 1 && p.merge != Merge::Broadcast)
+        });
+        let implicit = (pieces.len() > 1 || spread_write)
             && self.txn.is_none()
             && plans.iter().all(|p| p.as_ref().is_ok_and(|p| p.control.is_none()));
         if implicit {
@@ -788,7 +811,7 @@ impl Session {
     async fn forward_everywhere(&mut self, sql: &str, _tag: &str) -> io::Result<Outcome> {
         self.sync_batches().await;
         if self.attached.is_empty() {
-            let shard = self.pinned().unwrap_or(ShardId(0));
+            let shard = self.pinned().unwrap_or_else(|| self.healthy(ShardId(0)));
             if let Err(e) = self.attach(shard).await {
                 self.send_error(&e)?;
                 self.end_statement();
@@ -877,12 +900,13 @@ impl Session {
                     "current transaction is aborted, commands ignored until end of transaction block",
                 ));
             }
-            // The first statement of an extended batch stands alone, like a
-            // simple query outside a transaction: it may write to several
-            // shards (each commits its part at Sync). Later writes of the
-            // batch may not join it.
+            // The first statement of an implicit transaction (a string of
+            // statements, an extended batch) stands alone, like a statement
+            // outside a transaction: it may write to several shards, each
+            // committing its part when the whole succeeded. Later writes of
+            // the batch may not join it.
             let writes = matches!(plan.kind, StatementKind::Write | StatementKind::Ddl);
-            let alone = t.implicit && t.begin.is_empty() && t.state.touched.is_empty();
+            let alone = t.implicit && t.state.touched.is_empty();
             if alone && writes && plan.targets.len() > 1 {
                 t.spread = true;
                 t.state.admit(plan, crate::route::TxnPolicy::MultiShardWrites, &rules).map_err(|e| SgError::of(&e))?;
@@ -959,10 +983,15 @@ impl Session {
 
     /// Sends the plan's statements to their shards and answers the client.
     async fn run_targets(&mut self, plan: &Plan, ext: Option<&ExtBind>) -> io::Result<Outcome> {
-        // Attach every target first.
+        // Attach every target first. A statement any shard can answer goes
+        // to a shard that is not failing.
         let mut idx = Vec::with_capacity(plan.targets.len());
         for t in &plan.targets {
-            match self.attach(t.shard).await {
+            let shard = match t.reason {
+                crate::route::Reason::AnyShard | crate::route::Reason::ReferenceRead { .. } => self.healthy(t.shard),
+                _ => t.shard,
+            };
+            match self.attach(shard).await {
                 Ok(i) => idx.push(i),
                 Err(e) => {
                     self.send_error(&e)?;
@@ -984,15 +1013,17 @@ impl Session {
                 Ok(()) => a.conn.conn().wire.flush().await,
                 Err(e) => Err(e),
             };
+            let shard = a.shard;
             if let Err(e) = flushed {
                 a.status = b'E';
-                let name = self.backends.pool(t.shard).name().to_string();
+                self.broken(shard);
+                let name = self.backends.pool(shard).name().to_string();
                 self.send_error(&SgError::new(ErrorCode::ShardUnavailable, format!("shard {name}: {e}")))?;
                 return Ok(Outcome::Failed);
             }
             let (pid, secret) = (a.conn.conn().pid, a.conn.conn().secret);
             if let Ok(mut r) = self.running.lock() {
-                r.backends.push((t.shard, pid, secret));
+                r.backends.push((shard, pid, secret));
             }
         }
         if plan.targets.len() == 1 {
@@ -1009,6 +1040,7 @@ impl Session {
                 Ok(f) => f,
                 Err(e) => {
                     self.attached[i].status = b'E';
+                    self.broken(self.attached[i].shard);
                     let name = self.backends.pool(self.attached[i].shard).name().to_string();
                     self.send_error(&SgError::new(ErrorCode::ShardUnavailable, format!("shard {name}: {e}")))?;
                     return Ok(Outcome::Failed);
@@ -1060,6 +1092,7 @@ impl Session {
                     Ok(f) => f,
                     Err(e) => {
                         self.attached[i].status = b'E';
+                        self.broken(shard);
                         let name = self.backends.pool(shard).name().to_string();
                         self.send_error(&SgError::new(ErrorCode::ShardUnavailable, format!("shard {name}: {e}")))?;
                         return Ok(Outcome::Failed);

@@ -514,6 +514,15 @@ pub fn split_statements(sql: &str, backend: BackendKind) -> Vec<&str> {
     if !sql.contains(';') {
         return if sql.trim().is_empty() { Vec::new() } else { vec![sql] };
     }
+    // The common case: one statement ended by its only semicolon (which can
+    // then be inside nothing but a trailing comment, ending the same
+    // statement either way).
+    let trimmed = sql.trim_end();
+    if let Some(body) = trimmed.strip_suffix(';')
+        && !body.contains(';')
+    {
+        return if body.trim().is_empty() { Vec::new() } else { vec![body] };
+    }
     let Ok(tokens) = Tokenizer::new(backend.dialect(), sql).tokenize_with_location() else {
         return vec![sql];
     };

@@ -134,6 +134,10 @@ struct Session {
     portals: HashMap<String, Portal>,
     /// After an error in an extended batch, messages are skipped until Sync.
     skip_to_sync: bool,
+    /// Descriptions of statements by text and parameter types, so that a
+    /// statement parsed again and again (unnamed) is described once;
+    /// forgotten after any schema change of this session.
+    described: HashMap<(String, Vec<u32>), (Frame, Frame)>,
     running: Arc<Mutex<Running>>,
 }
 
@@ -192,6 +196,7 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream) -> io::Result<()> {
         statements: HashMap::new(),
         portals: HashMap::new(),
         skip_to_sync: false,
+        described: HashMap::new(),
         running,
     };
     s.startup_settings(&params);
@@ -932,6 +937,9 @@ impl Session {
             self.send_error(&e)?;
             return Ok(Outcome::Failed);
         }
+        if plan.kind == StatementKind::Ddl {
+            self.described.clear();
+        }
         if plan.copy_in.is_some() {
             if ext.is_some() {
                 self.send_error(&SgError::new(
@@ -1027,7 +1035,26 @@ impl Session {
             }
         }
         if plan.targets.len() == 1 {
-            return self.forward_one(idx[0], ext.is_some()).await;
+            let outcome = self.forward_one(idx[0], ext.is_some()).await?;
+            if ext.is_some_and(|b| b.sync) {
+                // Read the shard to its ReadyForQuery: its batch is over.
+                let a = &mut self.attached[idx[0]];
+                loop {
+                    match a.conn.conn().next().await {
+                        Ok(f) if f.tag == b'Z' => {
+                            a.status = BackendConn::status_of(&f);
+                            a.in_batch = false;
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(_) => {
+                            a.status = b'E';
+                            break;
+                        }
+                    }
+                }
+            }
+            return Ok(outcome);
         }
         self.gather(plan, &idx, ext.is_some()).await
     }
@@ -1711,6 +1738,12 @@ impl Session {
             }
             None => return Err(SgError::raw("26000", format!("prepared statement \"{name}\" does not exist"))),
         };
+        if let Some(d) = self.described.get(&(sql.clone(), types.clone())).cloned() {
+            if let Some(st) = self.statements.get_mut(name) {
+                st.desc = Some(d.clone());
+            }
+            return Ok(d);
+        }
         let shard = self.pinned().unwrap_or(shard);
         let i = self.attach(shard).await?;
         // Inside an open batch, Sync would end the batch's transaction: flush instead.
@@ -1760,6 +1793,10 @@ impl Session {
         };
         if let Some(s) = self.statements.get_mut(name) {
             s.desc = Some((pd.clone(), rd.clone()));
+            if self.described.len() >= 256 {
+                self.described.clear();
+            }
+            self.described.insert((s.sql.clone(), s.types.clone()), (pd.clone(), rd.clone()));
         }
         Ok((pd, rd))
     }
@@ -1818,6 +1855,9 @@ impl Session {
             result_formats: portal.result_formats.clone(),
             max_rows: e.max_rows,
             continue_portal: portal.open_on.is_some(),
+            // The client's Sync already waits behind this Execute (pgbench,
+            // most drivers): end the shard's batch now, one round trip.
+            sync: self.client.next_tag() == Some(b'S') && plan.targets.len() == 1 && e.max_rows == 0,
         };
         if self.txn.is_none() && plan.control.is_none() {
             // An extended batch up to Sync is one implicit transaction.
@@ -1912,6 +1952,8 @@ struct ExtBind {
     result_formats: Vec<i16>,
     max_rows: i32,
     continue_portal: bool,
+    /// Send Sync after Execute (instead of Flush): the batch ends here.
+    sync: bool,
 }
 
 /// One shard's buffered answer.
@@ -1960,7 +2002,11 @@ fn send_extended(conn: &mut BackendConn, t: &crate::route::Target, b: &ExtBind, 
     }
     let max_rows = if describe { 0 } else { b.max_rows };
     conn.wire.send(&Execute::new(None, max_rows))?;
-    conn.wire.send(&pgwire::messages::extendedquery::Flush::new())
+    if b.sync && !describe {
+        conn.wire.send(&SyncMsg::new())
+    } else {
+        conn.wire.send(&pgwire::messages::extendedquery::Flush::new())
+    }
 }
 
 /// A parameter as the router reads it.

@@ -113,6 +113,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         Ok(Some(packet.freeze()))
     }
 
+    /// The type byte of the next frame, when it is already buffered.
+    pub fn next_tag(&self) -> Option<u8> {
+        self.rbuf.first().copied()
+    }
+
     /// Whether unread bytes are buffered (pipelined messages).
     pub fn has_buffered(&self) -> bool {
         !self.rbuf.is_empty()

@@ -64,6 +64,7 @@ reference = true
 EOF
 cat > "$work/shardgate.toml" <<EOF
 rules = "rules.toml"
+${THREADS:+threads = $THREADS}
 [postgres]
 listen = "127.0.0.1:$sg_port"
 [[user]]

@@ -3,6 +3,7 @@
 //! ```toml
 //! rules = "rules/demo-postgres.toml"   # relative to this file
 //! worker_id = 0                         # for generated ids; distinct per proxy
+//! threads = 2                           # threads serving clients (default: one per core)
 //!
 //! [postgres]
 //! listen = "127.0.0.1:6432"
@@ -41,6 +42,8 @@ pub struct Config {
     pub rules: PathBuf,
     #[serde(default)]
     pub worker_id: u16,
+    /// Threads serving clients (default: one per core).
+    pub threads: Option<usize>,
     pub postgres: Option<Listener>,
     pub mysql: Option<Listener>,
     #[serde(default, rename = "user")]

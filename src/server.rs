@@ -124,7 +124,14 @@ pub async fn start(
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The config is read twice (here for the thread count, then by
+    // `start`), so that a bad file is reported by the same path as always.
+    let threads = Config::load(&args.config).ok().and_then(|c| c.threads);
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n.max(1));
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("shardgate serve: cannot start the runtime: {e}");

@@ -1,7 +1,7 @@
 //! SELECT, UPDATE and DELETE: statements whose shards follow from their
 //! WHERE clauses.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sqlparser::ast::{
     AssignmentTarget, Delete, Expr, FromTable, LimitClause, Query, SetExpr, Statement, Update, UpdateTableFromKind,
@@ -36,15 +36,29 @@ pub struct DmlShape {
     kind: StatementKind,
     routing: Routing,
     stmt: Statement,
-    multi: Result<Multi, RouteError>,
     in_split: Option<InSplit>,
     /// For UPDATE/DELETE of a sharded table: refuse when nothing narrows
     /// its key (unless the rule file allows scatter writes).
     scatter_guard: Option<ScatterGuard>,
     /// For UPDATE/DELETE of a reference table: every copy.
     broadcast: Option<String>,
-    /// Pre-rendered multi-shard text when nothing depends on parameters.
-    multi_sql: Option<(Arc<str>, Option<Vec<usize>>)>,
+    /// Why an UPDATE/DELETE may not run on several shards, if it may not.
+    write_refusal: Option<RouteError>,
+    returning: bool,
+    backend: BackendKind,
+    params: usize,
+    /// How the statement runs on several shards: worked out on the first
+    /// bind that needs several shards, so that a statement that reaches one
+    /// shard never pays for the rewrite.
+    multi: OnceLock<MultiPart>,
+}
+
+/// The multi-shard form of a statement.
+#[derive(Debug, Clone)]
+struct MultiPart {
+    multi: Result<Multi, RouteError>,
+    /// Pre-rendered text when nothing depends on parameters.
+    sql: Option<(Arc<str>, Option<Vec<usize>>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,14 +71,24 @@ struct ScatterGuard {
 }
 
 impl DmlShape {
-    pub fn query(q: &Query, rules: &Rules, sql: &str, params: usize) -> Result<DmlShape, RouteError> {
+    pub fn query(q: Box<Query>, rules: &Rules, params: usize) -> Result<DmlShape, RouteError> {
         let mut an = Analyzer::new(rules);
-        an.query(q, None, ScopeKind::Top)?;
+        an.query(&q, None, ScopeKind::Top)?;
         let routing = Routing::new(&an.a)?;
         let in_split = an.a.in_splits.first().cloned();
-        let multi = plan_multi(q, rules.backend, sql).map(|m| Multi::Select(Box::new(m)));
-        let stmt = Statement::Query(Box::new(q.clone()));
-        Ok(Self::finish(StatementKind::Read, routing, stmt, multi, in_split, None, None, rules.backend, params))
+        Ok(DmlShape {
+            kind: StatementKind::Read,
+            routing,
+            stmt: Statement::Query(q),
+            in_split,
+            scatter_guard: None,
+            broadcast: None,
+            write_refusal: None,
+            returning: false,
+            backend: rules.backend,
+            params,
+            multi: OnceLock::new(),
+        })
     }
 
     pub fn update(u: &Update, rules: &Rules, params: usize) -> Result<DmlShape, RouteError> {
@@ -156,61 +180,59 @@ impl DmlShape {
                 _ => {}
             }
         }
-        let multi = if limited {
-            Err(RouteError::Unmergeable {
+        let write_refusal = if limited {
+            Some(RouteError::Unmergeable {
                 construct: format!("{verb} … ORDER BY / LIMIT"),
                 why: "each shard would pick its own rows",
             })
-        } else if let Some(f) = volatile {
-            Err(RouteError::Unmergeable {
+        } else {
+            volatile.map(|f| RouteError::Unmergeable {
                 construct: format!("{f}() in a {verb} over several shards"),
                 why: "each shard would evaluate it on its own",
             })
-        } else {
-            Ok(Multi::Write { merge: if returning { Merge::Rows(RowMerge::default()) } else { Merge::SumCounts } })
         };
-        Ok(Self::finish(
-            StatementKind::Write,
+        Ok(DmlShape {
+            kind: StatementKind::Write,
             routing,
             stmt,
-            multi,
             in_split,
             scatter_guard,
             broadcast,
-            rules.backend,
+            write_refusal,
+            returning,
+            backend: rules.backend,
             params,
-        ))
+            multi: OnceLock::new(),
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        kind: StatementKind,
-        routing: Routing,
-        stmt: Statement,
-        multi: Result<Multi, RouteError>,
-        in_split: Option<InSplit>,
-        scatter_guard: Option<ScatterGuard>,
-        broadcast: Option<String>,
-        backend: BackendKind,
-        params: usize,
-    ) -> DmlShape {
-        // When neither an IN list nor a parameterised LIMIT changes per
-        // execution, render the multi-shard statement once.
-        let multi_sql = match &multi {
-            Ok(Multi::Write { .. }) if in_split.is_none() => {
-                let (t, m) = render(&stmt, backend, params);
-                Some((Arc::from(t), m))
-            }
-            Ok(Multi::Select(m)) if in_split.is_none() && !has_param(&m.limit) && !has_param(&m.offset) => {
-                let q = with_limit(&m.query, m, &[]).ok();
-                q.map(|q| {
-                    let (t, m) = render(&Statement::Query(Box::new(q)), backend, params);
-                    (Arc::from(t), m)
-                })
-            }
-            _ => None,
-        };
-        DmlShape { kind, routing, stmt, multi, in_split, scatter_guard, broadcast, multi_sql }
+    /// The multi-shard form, worked out once.
+    fn multi_part(&self, sql: &str) -> &MultiPart {
+        self.multi.get_or_init(|| {
+            let multi = match (&self.stmt, &self.write_refusal) {
+                (_, Some(e)) => Err(e.clone()),
+                (Statement::Query(q), None) => plan_multi(q, self.backend, sql).map(|m| Multi::Select(Box::new(m))),
+                (_, None) => Ok(Multi::Write {
+                    merge: if self.returning { Merge::Rows(RowMerge::default()) } else { Merge::SumCounts },
+                }),
+            };
+            // When neither an IN list nor a parameterised LIMIT changes per
+            // execution, render the multi-shard statement once.
+            let sql = match &multi {
+                Ok(Multi::Write { .. }) if self.in_split.is_none() => {
+                    let (t, m) = render(&self.stmt, self.backend, self.params);
+                    Some((Arc::from(t), m))
+                }
+                Ok(Multi::Select(m)) if self.in_split.is_none() && !has_param(&m.limit) && !has_param(&m.offset) => {
+                    with_limit(&m.query, m, &[]).ok().map(|q| {
+                        let (t, m) = render(&Statement::Query(Box::new(q)), self.backend, self.params);
+                        (Arc::from(t), m)
+                    })
+                }
+                _ => None,
+            };
+            MultiPart { multi, sql }
+        })
     }
 
     /// The pinned or default shard the statement's tables live on, if any.
@@ -254,7 +276,8 @@ impl DmlShape {
         {
             return Err(RouteError::ScatterWrite { verb: g.verb, table: g.table.clone(), key: g.key.clone() });
         }
-        let multi = self.multi.clone()?;
+        let part = self.multi_part(sql);
+        let multi = part.multi.clone()?;
         let (stmt, merge) = match &multi {
             Multi::Select(m) => {
                 let q = with_limit(&m.query, m, params)?;
@@ -280,7 +303,7 @@ impl DmlShape {
                 }
             }
             None => {
-                let (text, map) = match &self.multi_sql {
+                let (text, map) = match &part.sql {
                     Some((t, m)) => (t.clone(), m.clone()),
                     None => {
                         let (t, m) = render(&stmt, rules.backend, params.len());

@@ -201,8 +201,15 @@ impl Router {
             });
         }
         let rules = &*self.rules;
+        // Queries, the most common statements, keep their AST without a copy.
+        let stmt = match stmt {
+            Statement::Query(q) => {
+                let shape = Shape::Dml(Box::new(DmlShape::query(q, rules, params)?));
+                return Ok(Prepared { sql: text, params, shape });
+            }
+            other => other,
+        };
         let shape = match &stmt {
-            Statement::Query(q) => Shape::Dml(Box::new(DmlShape::query(q, rules, &text, params)?)),
             Statement::Insert(i) => Shape::Insert(Box::new(InsertShape::new(i, rules)?)),
             Statement::Update(u) => Shape::Dml(Box::new(DmlShape::update(u, rules, params)?)),
             Statement::Delete(d) => Shape::Dml(Box::new(DmlShape::delete(d, rules, params)?)),

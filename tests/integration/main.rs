@@ -7,6 +7,7 @@ mod support;
 mod cluster;
 mod demo;
 mod differential;
+mod pg_cancel;
 mod pg_copy;
 mod pg_frontend;
 mod pgbench;

@@ -10,4 +10,5 @@ mod differential;
 mod pg_cancel;
 mod pg_copy;
 mod pg_frontend;
+mod pg_session_pool;
 mod pgbench;

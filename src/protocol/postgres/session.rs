@@ -81,6 +81,8 @@ struct Attached {
     status: u8,
     /// An extended-protocol batch is open on it (Sync needed).
     in_batch: bool,
+    /// It has joined the client's open transaction (BEGIN replayed on it).
+    joined: bool,
 }
 
 /// The client's open transaction.
@@ -204,8 +206,12 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream) -> io::Result<()> {
     if let Ok(mut m) = shared.cancels.lock() {
         m.remove(&(pid, secret));
     }
-    // Attached connections are dropped unreleased: closed, rolled back.
-    s.attached.clear();
+    // Clean connections go back; any other is closed, so the shard rolls
+    // back whatever was open.
+    if s.txn.is_some() {
+        s.attached.clear();
+    }
+    s.release_all();
     result
 }
 
@@ -471,6 +477,22 @@ impl Session {
     /// the session's settings and joining the open transaction.
     async fn attach(&mut self, shard: ShardId) -> Result<usize, SgError> {
         if let Some(i) = self.attached.iter().position(|a| a.shard == shard) {
+            // Session pooling keeps connections across transactions: one
+            // attached before this transaction began joins it now.
+            if let Some(replay) = self.txn_replay()
+                && !self.attached[i].joined
+            {
+                let name = self.backends.pool(shard).name().to_string();
+                let conn = self.attached[i].conn.conn();
+                match conn.simple(&replay).await {
+                    Ok(Ok(())) => self.attached[i].joined = true,
+                    Ok(Err(fields)) => return Err(backend_error(&fields, Some(&name))),
+                    Err(e) => {
+                        self.attached[i].status = b'E';
+                        return Err(SgError::new(ErrorCode::ShardUnavailable, format!("shard {name}: {e}")));
+                    }
+                }
+            }
             return Ok(i);
         }
         let pool = self.backends.pool(shard).clone();
@@ -488,16 +510,24 @@ impl Session {
             }
             conn.conn().settings = self.settings_sig;
         }
-        if let Some(t) = self.txn.as_ref().filter(|t| !t.begin.is_empty()) {
-            let mut replay = vec![t.begin.clone()];
-            replay.extend(t.savepoints.iter().cloned());
-            replay.extend(t.local_sets.iter().cloned());
-            if let Err(fields) = conn.conn().simple(&replay.join("; ")).await.map_err(lost)? {
-                return Err(backend_error(&fields, Some(&shard_name)));
-            }
+        let replay = self.txn_replay();
+        if let Some(replay) = &replay
+            && let Err(fields) = conn.conn().simple(replay).await.map_err(lost)?
+        {
+            return Err(backend_error(&fields, Some(&shard_name)));
         }
-        self.attached.push(Attached { shard, conn, status: b'I', in_batch: false });
+        self.attached.push(Attached { shard, conn, status: b'I', in_batch: false, joined: replay.is_some() });
         Ok(self.attached.len() - 1)
+    }
+
+    /// What a connection joining the open transaction must run: BEGIN as the
+    /// client wrote it, then its savepoints and SET LOCALs.
+    fn txn_replay(&self) -> Option<String> {
+        let t = self.txn.as_ref().filter(|t| !t.begin.is_empty())?;
+        let mut replay = vec![t.begin.clone()];
+        replay.extend(t.savepoints.iter().cloned());
+        replay.extend(t.local_sets.iter().cloned());
+        Some(replay.join("; "))
     }
 
     /// `preferred`, unless its pool is failing and another shard's is not.
@@ -543,6 +573,24 @@ impl Session {
 
     /// Gives back attached connections that are idle; closes the others.
     fn release_attached(&mut self) {
+        if self.shared.config.pool.mode == crate::config::PoolMode::Session {
+            // Session pooling: clean connections stay with the client.
+            let (keep, dirty): (Vec<Attached>, Vec<Attached>) =
+                self.attached.drain(..).partition(|a| a.status == b'I' && !a.in_batch);
+            for a in dirty {
+                a.conn.discard();
+            }
+            self.attached = keep;
+            for a in self.attached.iter_mut() {
+                a.joined = false;
+            }
+            return;
+        }
+        self.release_all();
+    }
+
+    /// Gives back every clean attached connection; closes the others.
+    fn release_all(&mut self) {
         for a in self.attached.drain(..) {
             if a.status == b'I' && !a.in_batch {
                 a.conn.release();
@@ -683,7 +731,7 @@ impl Session {
         // The write shard last: read-only participants first.
         let pinned = self.pinned();
         self.attached.sort_by_key(|a| Some(a.shard) == pinned);
-        for a in self.attached.iter_mut() {
+        for a in self.attached.iter_mut().filter(|a| a.joined || a.in_batch) {
             match a.conn.conn().simple(sql).await {
                 Ok(Ok(())) => a.status = b'I',
                 Ok(Err(fields)) => {
@@ -815,7 +863,8 @@ impl Session {
     /// none is attached), forwarding the first connection's answer.
     async fn forward_everywhere(&mut self, sql: &str, _tag: &str) -> io::Result<Outcome> {
         self.sync_batches().await;
-        if self.attached.is_empty() {
+        let in_txn = self.txn.as_ref().is_some_and(|t| !t.begin.is_empty());
+        if !self.attached.iter().any(|a| a.joined || !in_txn) {
             let shard = self.pinned().unwrap_or_else(|| self.healthy(ShardId(0)));
             if let Err(e) = self.attach(shard).await {
                 self.send_error(&e)?;
@@ -824,7 +873,13 @@ impl Session {
             }
         }
         let mut outcome = Outcome::Ok;
+        let mut first = true;
         for i in 0..self.attached.len() {
+            // Inside a transaction, only the connections that joined it.
+            if in_txn && !self.attached[i].joined {
+                continue;
+            }
+            let lead = std::mem::take(&mut first);
             let conn = self.attached[i].conn.conn();
             conn.wire.send(&Query::new(sql.to_string()))?;
             if let Err(e) = conn.wire.flush().await {
@@ -853,11 +908,11 @@ impl Session {
                         if let Some(t) = self.txn.as_mut() {
                             t.failed = true;
                         }
-                        if i == 0 {
+                        if lead {
                             self.client.send_frame(&f);
                         }
                     }
-                    _ if i == 0 => self.client.send_frame(&f),
+                    _ if lead => self.client.send_frame(&f),
                     _ => {}
                 }
             }

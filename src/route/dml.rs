@@ -235,6 +235,10 @@ impl DmlShape {
         })
     }
 
+    pub fn kind(&self) -> StatementKind {
+        self.kind
+    }
+
     /// The pinned or default shard the statement's tables live on, if any.
     pub fn fixed_shard(&self) -> Option<ShardId> {
         self.routing.fixed.as_ref().map(|(s, _, _)| *s)

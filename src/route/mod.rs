@@ -115,6 +115,26 @@ enum Shape {
     /// Handled by the session (transaction control, settings).
     Control(Control),
     Copy(Box<copy::CopyShape>),
+    /// EXPLAIN of a statement: the statement's plan, each target wrapped.
+    Explain {
+        inner: Box<Prepared>,
+        explain: Box<Statement>,
+        kind: StatementKind,
+    },
+}
+
+impl Prepared {
+    /// The statement's class, before binding.
+    fn kind(&self) -> StatementKind {
+        match &self.shape {
+            Shape::Insert(_) | Shape::Copy(_) => StatementKind::Write,
+            Shape::Ddl(_) => StatementKind::Ddl,
+            Shape::Dml(d) => d.kind(),
+            Shape::OneShard(k, _) => *k,
+            Shape::Control(_) => StatementKind::Session,
+            Shape::Explain { kind, .. } => *kind,
+        }
+    }
 }
 
 /// The router of one rule file.
@@ -241,12 +261,14 @@ impl Router {
             Statement::ShowColumns { .. } | Statement::ShowCreate { .. } => {
                 Shape::OneShard(StatementKind::Read, Reason::AnyShard)
             }
-            Statement::Explain { .. } | Statement::ExplainTable { .. } => {
-                return Err(RouteError::Unsupported {
-                    detail: "EXPLAIN is answered by the front end (EXPLAIN ROUTE, or EXPLAIN forwarded per shard)"
-                        .into(),
-                });
+            Statement::Explain { statement, analyze, .. } => {
+                // The inner statement is routed as it would be; each shard
+                // gets EXPLAIN of exactly the statement it would run.
+                let inner = self.analyse(&statement.to_string())?;
+                let kind = if *analyze { inner.kind() } else { StatementKind::Read };
+                Shape::Explain { inner: Box::new(inner), explain: Box::new(stmt.clone()), kind }
             }
+            Statement::ExplainTable { .. } => Shape::OneShard(StatementKind::Read, Reason::AnyShard),
             Statement::Copy { .. } => Shape::Copy(Box::new(copy::CopyShape::new(&stmt, rules)?)),
             Statement::Prepare { .. } | Statement::Execute { .. } => {
                 return Err(RouteError::Unsupported {
@@ -395,6 +417,27 @@ impl Router {
                 Ok(Plan { control: None, copy_in: None, kind: StatementKind::Ddl, targets, merge })
             }
             Shape::Copy(c) => c.bind(&p.sql, self, cx),
+            Shape::Explain { inner, explain, kind } => {
+                let plan = self.bind(inner, cx)?;
+                let dialect = self.backend().dialect();
+                let targets = plan
+                    .targets
+                    .into_iter()
+                    .map(|t| {
+                        let mut wrapped = (**explain).clone();
+                        if let Statement::Explain { statement, .. } = &mut wrapped {
+                            let mut parsed = Parser::parse_sql(dialect, &t.sql)
+                                .map_err(|e| RouteError::Syntax { message: e.to_string() })?;
+                            if parsed.len() != 1 {
+                                return Err(RouteError::Syntax { message: "EXPLAIN of several statements".into() });
+                            }
+                            *statement = Box::new(parsed.remove(0));
+                        }
+                        Ok(Target { sql: Arc::from(wrapped.to_string()), ..t })
+                    })
+                    .collect::<Result<Vec<_>, RouteError>>()?;
+                Ok(Plan { control: None, copy_in: None, kind: *kind, targets, merge: Merge::Explain })
+            }
             Shape::Control(c) => {
                 let (shard, reason) = match cx.pinned {
                     Some(s) => (s, Reason::Transaction),

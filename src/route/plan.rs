@@ -184,6 +184,8 @@ pub enum Merge {
     Rows(RowMerge),
     /// A split INSERT … RETURNING: rows put back in VALUES order.
     InsertReturning,
+    /// EXPLAIN: each shard's plan lines, prefixed with the shard's name.
+    Explain,
 }
 
 /// The merge of rows from several shards, in the order the steps apply:
@@ -331,6 +333,7 @@ impl fmt::Display for Merge {
             Merge::Broadcast => write!(f, "every copy answers alike: return one answer"),
             Merge::Rows(m) => write!(f, "{m}"),
             Merge::InsertReturning => write!(f, "return inserted rows in VALUES order"),
+            Merge::Explain => write!(f, "each shard's plan, its lines prefixed with the shard's name"),
         }
     }
 }

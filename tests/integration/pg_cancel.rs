@@ -71,3 +71,39 @@ fn cancel_request_and_statement_timeout() {
         assert!(rows.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))));
     });
 }
+
+#[test]
+fn plain_explain_is_forwarded_and_prefixed_per_shard() {
+    let cluster = support::cluster(BackendKind::Postgres, 2);
+    for s in cluster.shards() {
+        support::query(s, "DROP TABLE IF EXISTS ex_items; CREATE TABLE ex_items (id bigint PRIMARY KEY, v text)");
+    }
+    let tables = "[keyspace.k]\nalgorithm = \"hash\"\nkey_type = \"integer\"\n\
+                  [[table]]\nname = \"ex_items\"\nkeyspace = \"k\"\nkey = \"id\"\n";
+    let proxy = start_pg(cluster, tables, "");
+    let key = proxy.keys_on("ex_items", 1, 1, 1)[0];
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&proxy.conn_str(APP_USER, APP_PASSWORD), NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let lines = |msgs: Vec<tokio_postgres::SimpleQueryMessage>| -> Vec<String> {
+            msgs.into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Every shard's plan for a scatter read.
+        let plan = lines(client.simple_query("EXPLAIN SELECT * FROM ex_items WHERE v = 'x'").await.unwrap());
+        assert!(plan.iter().any(|l| l.starts_with("s0: ")) && plan.iter().any(|l| l.starts_with("s1: ")), "{plan:?}");
+        assert!(plan.iter().all(|l| l.starts_with("s0: ") || l.starts_with("s1: ")), "{plan:?}");
+        assert!(plan.iter().any(|l| l.contains("Seq Scan on ex_items")), "{plan:?}");
+        // One shard for a key; EXPLAIN ANALYZE runs it there.
+        let plan = lines(
+            client.simple_query(&format!("EXPLAIN ANALYZE SELECT * FROM ex_items WHERE id = {key}")).await.unwrap(),
+        );
+        assert!(plan.iter().all(|l| l.starts_with("s1: ")), "{plan:?}");
+        assert!(plan.iter().any(|l| l.contains("actual time")), "{plan:?}");
+    });
+}

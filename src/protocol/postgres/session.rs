@@ -1089,7 +1089,7 @@ impl Session {
                 r.backends.push((shard, pid, secret));
             }
         }
-        if plan.targets.len() == 1 {
+        if plan.targets.len() == 1 && plan.merge != Merge::Explain {
             let outcome = self.forward_one(idx[0], ext.is_some()).await?;
             if ext.is_some_and(|b| b.sync) {
                 // Read the shard to its ReadyForQuery: its batch is over.
@@ -1298,6 +1298,26 @@ impl Session {
                 Ok(Outcome::Ok)
             }
             Merge::Rows(m) => self.merge_rows(m, answers, extended),
+            Merge::Explain => {
+                // Each shard's plan lines, prefixed with the shard's name.
+                if let (Some(d), false) = (answers.iter().find_map(|a| a.description.as_ref()), extended) {
+                    self.client.send_frame(d);
+                }
+                let mut n = 0u64;
+                for (t, a) in plan.targets.iter().zip(&answers) {
+                    let name = self.backends.pool(t.shard).name().to_string();
+                    for r in &a.rows {
+                        let cells = data_row_cells(r)?;
+                        let line =
+                            cells.first().and_then(|c| c.as_deref()).map(String::from_utf8_lossy).unwrap_or_default();
+                        let prefixed = format!("{name}: {line}");
+                        self.client.send_frame(&data_row(&[Some(prefixed.as_bytes())]));
+                        n += 1;
+                    }
+                }
+                self.client.send(&CommandComplete::new(format!("EXPLAIN {n}")))?;
+                Ok(Outcome::Ok)
+            }
         }
     }
 

@@ -431,7 +431,7 @@ impl Router {
                             if parsed.len() != 1 {
                                 return Err(RouteError::Syntax { message: "EXPLAIN of several statements".into() });
                             }
-                            *statement = Box::new(parsed.remove(0));
+                            **statement = parsed.remove(0);
                         }
                         Ok(Target { sql: Arc::from(wrapped.to_string()), ..t })
                     })

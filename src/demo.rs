@@ -14,7 +14,7 @@
 //! try, and serves until Ctrl-C or SIGTERM. The MySQL demo stops after the
 //! shards and the rule file until the MySQL front end exists.
 
-mod load;
+pub mod load;
 pub mod rule_file;
 pub mod schema;
 

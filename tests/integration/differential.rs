@@ -13,24 +13,7 @@ use tokio_postgres::{NoTls, SimpleQueryMessage};
 
 use crate::support::{self, BackendKind, Cluster};
 
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
+use shardgate::demo::load::Rng;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE dt_users (id bigint PRIMARY KEY, name text, country char(2), score int, balance numeric(12,2), \
@@ -41,14 +24,8 @@ const SCHEMA: &[&str] = &[
 ];
 
 fn rules(cluster: &Cluster) -> String {
-    let mut t = String::from("backend = \"postgres\"\n");
-    for s in cluster.shards() {
-        t.push_str(&format!(
-            "[[shard]]\nname = \"{}\"\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\n",
-            s.name, s.host, s.port, s.database, s.user, s.password
-        ));
-    }
-    t.push_str(
+    support::proxy::rule_file(
+        cluster,
         "[keyspace.user]\nalgorithm = \"hash\"\nkey_type = \"integer\"\n\
          [keyspace.year]\nalgorithm = \"time_range\"\nkey_type = \"timestamp\"\n\
          generate = { interval = \"year\", start = \"2022-01-01\", end = \"2026-01-01\", shards = [\"s0\", \"s1\", \"s2\", \"s3\"], open_start = true, open_end = true }\n\
@@ -56,8 +33,7 @@ fn rules(cluster: &Cluster) -> String {
          [[table]]\nname = \"dt_orders\"\nkeyspace = \"user\"\nkey = \"user_id\"\n\
          [[table]]\nname = \"dt_events\"\nkeyspace = \"year\"\nkey = \"created_at\"\n\
          [[table]]\nname = \"dt_countries\"\nreference = true\n",
-    );
-    t
+    )
 }
 
 /// Names that exercise the ICU collation: case, accents, punctuation, digits.

@@ -8,21 +8,14 @@ use std::sync::Arc;
 use crate::support::{self, BackendKind, Cluster};
 
 fn rules(cluster: &Cluster) -> String {
-    let mut t = String::from("backend = \"postgres\"\n");
-    for s in cluster.shards() {
-        t.push_str(&format!(
-            "[[shard]]\nname = \"{}\"\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\n",
-            s.name, s.host, s.port, s.database, s.user, s.password
-        ));
-    }
-    t.push_str(
+    support::proxy::rule_file(
+        cluster,
         "[keyspace.account]\nalgorithm = \"hash\"\nkey_type = \"integer\"\n\
          [[table]]\nname = \"pgbench_accounts\"\nkeyspace = \"account\"\nkey = \"aid\"\n\
          [[table]]\nname = \"pgbench_history\"\nkeyspace = \"account\"\nkey = \"aid\"\n\
          [[table]]\nname = \"pgbench_branches\"\nreference = true\n\
          [[table]]\nname = \"pgbench_tellers\"\nreference = true\n",
-    );
-    t
+    )
 }
 
 fn pgbench(url: &str, args: &[&str]) -> String {

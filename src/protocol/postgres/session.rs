@@ -103,6 +103,21 @@ struct Txn {
     spread: bool,
 }
 
+impl Txn {
+    fn new(begin: &str, implicit: bool, pending_sets: Option<Vec<(String, String)>>) -> Txn {
+        Txn {
+            begin: begin.to_string(),
+            state: TxnState::default(),
+            failed: false,
+            savepoints: Vec::new(),
+            local_sets: Vec::new(),
+            pending_sets,
+            implicit,
+            spread: false,
+        }
+    }
+}
+
 /// A prepared statement of the client.
 struct Stmt {
     sql: String,
@@ -651,16 +666,7 @@ impl Session {
             && self.txn.is_none()
             && plans.iter().all(|p| p.as_ref().is_ok_and(|p| p.control.is_none()));
         if implicit {
-            self.txn = Some(Txn {
-                begin: "BEGIN".into(),
-                state: TxnState::default(),
-                failed: false,
-                savepoints: Vec::new(),
-                local_sets: Vec::new(),
-                pending_sets: None,
-                implicit: true,
-                spread: false,
-            });
+            self.txn = Some(Txn::new("BEGIN", true, None));
         }
         let mut ok = true;
         for plan in plans {
@@ -757,16 +763,7 @@ impl Session {
                         (b'M', "there is already a transaction in progress".into()),
                     ]))?;
                 } else {
-                    self.txn = Some(Txn {
-                        begin: sql.to_string(),
-                        state: TxnState::default(),
-                        failed: false,
-                        savepoints: Vec::new(),
-                        local_sets: Vec::new(),
-                        pending_sets: Some(self.settings.clone()),
-                        implicit: false,
-                        spread: false,
-                    });
+                    self.txn = Some(Txn::new(sql, false, Some(self.settings.clone())));
                 }
                 self.client.send(&CommandComplete::new("BEGIN".into()))?;
                 Ok(Outcome::Ok)
@@ -1936,20 +1933,8 @@ impl Session {
         };
         if self.txn.is_none() && plan.control.is_none() {
             // An extended batch up to Sync is one implicit transaction.
-            self.txn = Some(Txn {
-                begin: "BEGIN".into(),
-                state: TxnState::default(),
-                failed: false,
-                savepoints: Vec::new(),
-                local_sets: Vec::new(),
-                pending_sets: None,
-                implicit: true,
-                spread: false,
-            });
             // The shards' own implicit transactions do the work: nothing is replayed.
-            if let Some(t) = self.txn.as_mut() {
-                t.begin = String::new();
-            }
+            self.txn = Some(Txn::new("", true, None));
         }
         let outcome = self.execute_plan(&plan, Some(&bind)).await?;
         if let Outcome::Failed = outcome {

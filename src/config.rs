@@ -7,6 +7,8 @@
 //!
 //! [postgres]
 //! listen = "127.0.0.1:6432"
+//! # tls_cert = "server.crt"             # PEM; with tls_key, clients may use TLS
+//! # tls_key = "server.key"
 //!
 //! [[user]]
 //! name = "app"
@@ -62,6 +64,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     pub listen: String,
+    /// PEM certificate chain and private key: clients that ask get TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -210,10 +215,17 @@ impl Config {
             });
             ConfigError::Parse { path: shown.clone(), line, column, message: e.message().trim().to_string() }
         })?;
-        if cfg.rules.is_relative()
-            && let Some(dir) = path.parent()
-        {
-            cfg.rules = dir.join(&cfg.rules);
+        if let Some(dir) = path.parent() {
+            let resolve = |p: &mut PathBuf| {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            };
+            resolve(&mut cfg.rules);
+            for l in [cfg.postgres.as_mut(), cfg.mysql.as_mut()].into_iter().flatten() {
+                l.tls_cert.as_mut().map(resolve);
+                l.tls_key.as_mut().map(resolve);
+            }
         }
         cfg.validate().map_err(|message| ConfigError::Invalid { path: shown, message })?;
         Ok(cfg)
@@ -232,6 +244,11 @@ impl Config {
                     "user {} needs `password` or a set `password_env` for {:?} authentication",
                     u.name, u.auth
                 ));
+            }
+        }
+        for l in [&self.postgres, &self.mysql].into_iter().flatten() {
+            if l.tls_cert.is_some() != l.tls_key.is_some() {
+                return Err("a listener needs both tls_cert and tls_key, or neither".into());
             }
         }
         if self.pool.size == 0 {

@@ -34,6 +34,8 @@ pub enum StartError {
     Mismatch { rules: BackendKind, listener: BackendKind },
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Tls(#[from] postgres::tls::TlsError),
     #[error("the MySQL listener is not available in this build")]
     MysqlUnavailable,
 }
@@ -80,7 +82,12 @@ impl PgProxy {
                 (u.name.clone(), UserAuth { method: u.auth, password, scram })
             })
             .collect();
+        let tls = match config.postgres.as_ref().and_then(|l| l.tls_cert.as_ref().zip(l.tls_key.as_ref())) {
+            Some((cert, key)) => Some(postgres::tls::acceptor(cert, key)?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
+            tls,
             config: config.clone(),
             backends: RwLock::new(Arc::new(backends)),
             users,

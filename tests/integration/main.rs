@@ -11,4 +11,5 @@ mod pg_cancel;
 mod pg_copy;
 mod pg_frontend;
 mod pg_session_pool;
+mod pg_tls;
 mod pgbench;

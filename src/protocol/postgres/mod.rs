@@ -10,12 +10,13 @@ pub mod auth;
 pub mod backend;
 pub mod copy;
 pub mod session;
+pub mod tls;
 pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::config::{AuthMethod, Config};
 use crate::pool::Pool;
@@ -55,6 +56,8 @@ pub struct Shared {
     pub server_params: Vec<(String, String)>,
     /// Cancel keys handed to clients, and what each client is running.
     pub cancels: Mutex<HashMap<CancelKey, Arc<Mutex<Running>>>>,
+    /// TLS for clients that ask for it, when a certificate is configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// How one user authenticates.
@@ -122,6 +125,3 @@ pub async fn cancel_running(shared: &Shared, running: &Arc<Mutex<Running>>) {
         let _ = backend::cancel(rules.shard(shard), pid, secret).await;
     }
 }
-
-/// A stream accepted for the PostgreSQL listener.
-pub type ClientStream = TcpStream;

@@ -21,6 +21,7 @@ use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus,
 use tokio::net::TcpStream;
 
 use super::backend::{BackendConn, PgConnector};
+use super::tls::ClientStream;
 use super::wire::{Frame, MAX_CLIENT_FRAME, Wire, data_row, data_row_cells, error_fields};
 use super::{Backends, Running, Shared};
 use crate::config::AuthMethod;
@@ -141,7 +142,7 @@ struct Portal {
 struct Session {
     shared: Arc<Shared>,
     backends: Arc<Backends>,
-    client: Wire<TcpStream>,
+    client: Wire<ClientStream>,
     attached: Vec<Attached>,
     txn: Option<Txn>,
     /// Session settings: (name, SET statement), in order.
@@ -159,8 +160,9 @@ struct Session {
 }
 
 pub async fn run(shared: Arc<Shared>, stream: TcpStream) -> io::Result<()> {
-    let mut client = Wire::new(stream, MAX_CLIENT_FRAME);
-    // Startup: SSLRequest / GSSENCRequest are declined, CancelRequest served.
+    let mut client = Wire::new(ClientStream::Plain(stream), MAX_CLIENT_FRAME);
+    // Startup: SSLRequest is answered with TLS when a certificate is
+    // configured, GSSENCRequest is declined, CancelRequest is served.
     let params = loop {
         let Some(body) = client.read_startup().await? else { return Ok(()) };
         if body.len() < 4 {
@@ -168,6 +170,15 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream) -> io::Result<()> {
         }
         let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
         match code {
+            SSL_REQUEST if shared.tls.is_some() && !client.get_mut().is_tls() => {
+                client.send_raw(b"S");
+                client.flush().await?;
+                let (Some(acceptor), ClientStream::Plain(tcp)) = (shared.tls.clone(), client.into_inner()) else {
+                    return Ok(());
+                };
+                let tls = acceptor.accept(tcp).await?;
+                client = Wire::new(ClientStream::Tls(Box::new(tls)), MAX_CLIENT_FRAME);
+            }
             SSL_REQUEST | GSSENC_REQUEST => {
                 client.send_raw(b"N");
                 client.flush().await?;
@@ -248,7 +259,7 @@ fn parse_startup(mut b: &[u8]) -> HashMap<String, String> {
     out
 }
 
-async fn fatal(client: &mut Wire<TcpStream>, e: &SgError) -> io::Result<()> {
+async fn fatal(client: &mut Wire<ClientStream>, e: &SgError) -> io::Result<()> {
     client.send(&ErrorResponse::new(vec![
         (b'S', "FATAL".into()),
         (b'V', "FATAL".into()),
@@ -258,7 +269,7 @@ async fn fatal(client: &mut Wire<TcpStream>, e: &SgError) -> io::Result<()> {
     client.flush().await
 }
 
-async fn authenticate(shared: &Shared, client: &mut Wire<TcpStream>, user: &str) -> io::Result<bool> {
+async fn authenticate(shared: &Shared, client: &mut Wire<ClientStream>, user: &str) -> io::Result<bool> {
     let failed = SgError::raw("28P01", format!("password authentication failed for user \"{user}\""));
     let Some(ua) = shared.users.get(user) else {
         fatal(client, &failed).await?;

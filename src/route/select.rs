@@ -215,6 +215,8 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
     }
 
     // Which select item an expression names: an ordinal, an alias, or the same expression.
+    // Matched against the select list as written: the rewritten one has AVG(x) as SUM(x),
+    // which a client's `ORDER BY sum(x)` must not find.
     let find_item = |e: &Expr, items: &[SelectItem]| -> Option<usize> {
         if let Expr::Value(v) = e
             && let Value::Number(n, _) = &v.value
@@ -233,7 +235,7 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
     // Group keys.
     let mut group_by: Vec<Out> = Vec::new();
     for g in &group_exprs {
-        match find_item(g, items) {
+        match find_item(g, &s.projection) {
             Some(p) => group_by.push(Out::Item(p)),
             None => {
                 hidden.push(g.clone());
@@ -265,7 +267,7 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
                 // MySQL: NULL is smaller than every value.
                 BackendKind::Mysql => !descending,
             });
-            let out = match find_item(&o.expr, items) {
+            let out = match find_item(&o.expr, &s.projection) {
                 Some(p) => Out::Item(p),
                 None => {
                     if distinct {

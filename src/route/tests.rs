@@ -592,6 +592,17 @@ fn aggregates_are_rewritten_for_the_merge() {
     assert!(p.targets[0].sql.contains("AS `AVG( id )`"), "{}", p.targets[0].sql);
 }
 
+#[test]
+fn order_by_names_the_select_list_as_written_not_as_rewritten() {
+    // AVG(id) reaches the shards as SUM(id): ORDER BY sum(id) is the third
+    // column, not the rewritten AVG, and ORDER BY avg(id) is the AVG.
+    let r = pg();
+    let p = plan(&r, "SELECT country, avg(id), sum(id) FROM users GROUP BY country ORDER BY sum(id), avg(id)");
+    let m = row_merge(&p);
+    assert_eq!(m.order_by[0].column, ColumnRef::FromStart(2));
+    assert_eq!(m.order_by[1].column, ColumnRef::FromStart(1));
+}
+
 // ---- writes --------------------------------------------------------------
 
 #[test]

@@ -300,6 +300,13 @@ fn time_ranges_prune() {
         ("created_at = '2023-01-01' OR created_at = '2026-06-01'", &["s0", "s3"]),
         ("created_at >= TIMESTAMP '2025-01-01 00:00:00'", &["s2", "s3"]),
         ("kind = 'x'", &["s0", "s1", "s2", "s3"]),
+        // Without a cast, a timestamp column ignores the literal's offset.
+        ("created_at < '2023-12-31 23:59:00-12'", &["s0"]),
+        ("created_at < '2023-12-31 12:00'::timestamptz", &["s0"]),
+        // Cast to timestamptz, the offset counts: 2024-01-01 11:59 UTC.
+        ("created_at < '2023-12-31 23:59:00-12'::timestamptz", &["s0", "s1", "s2", "s3"]),
+        ("created_at < CAST('2023-12-31 23:59:00-12' AS timestamptz)", &["s0", "s1", "s2", "s3"]),
+        ("created_at < TIMESTAMPTZ '2023-12-31 23:59:00-12'", &["s0", "s1", "s2", "s3"]),
     ];
     for (pred, want) in cases {
         let p = plan(&r, &format!("SELECT * FROM events WHERE {pred}"));

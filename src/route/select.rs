@@ -21,7 +21,7 @@ use sqlparser::tokenizer::Span;
 
 use crate::backend::BackendKind;
 
-use super::analyze::{ParamNumbering, ValueRef, expr_facts, simple_aggregate, value_ref};
+use super::analyze::{ParamNumbering, ValueRef, expr_facts, norm_ident, simple_aggregate, value_ref};
 use super::error::RouteError;
 use super::plan::{ColumnRef, Combine, RowMerge, SortKey};
 
@@ -225,7 +225,7 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
         }
         items.iter().take(visible).position(|it| match it {
             SelectItem::ExprWithAlias { alias, expr } => {
-                matches!(e, Expr::Identifier(id) if id.value.eq_ignore_ascii_case(&alias.value)) || expr == e
+                matches!(e, Expr::Identifier(id) if norm_ident(id, backend) == norm_ident(alias, backend)) || expr == e
             }
             SelectItem::UnnamedExpr(x) => x == e,
             _ => false,

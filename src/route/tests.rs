@@ -608,6 +608,14 @@ fn order_by_names_the_select_list_as_written_not_as_rewritten() {
     let m = row_merge(&p);
     assert_eq!(m.order_by[0].column, ColumnRef::FromStart(2));
     assert_eq!(m.order_by[1].column, ColumnRef::FromStart(1));
+    // Aliases are identifiers: in PostgreSQL, unquoted ones fold to lower
+    // case and quoted ones keep theirs.
+    let p = plan(&r, "SELECT id AS \"Key\", score AS key FROM users ORDER BY key, \"Key\"");
+    let m = row_merge(&p);
+    assert_eq!(m.order_by[0].column, ColumnRef::FromStart(1));
+    assert_eq!(m.order_by[1].column, ColumnRef::FromStart(0));
+    let p = plan(&r, "SELECT id AS Key FROM users ORDER BY KEY");
+    assert_eq!(row_merge(&p).order_by[0].column, ColumnRef::FromStart(0));
 }
 
 // ---- writes --------------------------------------------------------------

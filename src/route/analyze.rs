@@ -323,6 +323,8 @@ pub struct ExprFacts {
     pub windows: bool,
     pub volatile: Option<String>,
     pub filter: bool,
+    /// An explicit `COLLATE` (outside subqueries).
+    pub collate: bool,
     pub subqueries: usize,
     depth: usize,
 }
@@ -343,6 +345,9 @@ impl Visitor for ExprFacts {
     fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
         if self.depth > 0 {
             return ControlFlow::Continue(());
+        }
+        if let Expr::Collate { .. } = e {
+            self.collate = true;
         }
         if let Expr::Function(f) = e {
             if f.over.is_some() {

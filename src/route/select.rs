@@ -126,6 +126,15 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
         }
     }
     let aggregating = facts.aggregates > 0 || !group_exprs.is_empty();
+    // The merge compares text under the database's collation: an explicit
+    // one on anything it sorts, groups, de-duplicates or takes MIN / MAX of
+    // would be compared differently than the shards compared it.
+    if (facts.collate && (aggregating || distinct || q.order_by.is_some()))
+        || expr_facts(&group_exprs).collate
+        || q.order_by.as_ref().is_some_and(|ob| expr_facts(ob).collate)
+    {
+        return Err(unmergeable("COLLATE", "the merge compares text under the database's collation only"));
+    }
 
     let mut query = q.clone();
     let SetExpr::Select(out_select) = query.body.as_mut() else {

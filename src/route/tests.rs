@@ -600,6 +600,23 @@ fn aggregates_are_rewritten_for_the_merge() {
 }
 
 #[test]
+fn explicit_collations_are_not_merged() {
+    let r = pg();
+    for sql in [
+        "SELECT id, name FROM users ORDER BY name COLLATE \"C\", id",
+        "SELECT name COLLATE \"C\" AS n FROM users ORDER BY n",
+        "SELECT max(name COLLATE \"C\") FROM users",
+        "SELECT DISTINCT name COLLATE \"C\" FROM users",
+        "SELECT count(*) FROM users GROUP BY name COLLATE \"C\"",
+    ] {
+        assert!(matches!(err(&r, sql), RouteError::Unmergeable { .. }), "{sql}");
+    }
+    // Only projected, or on one shard, it is the shards' business.
+    plan(&r, "SELECT name COLLATE \"C\" FROM users");
+    plan(&r, "SELECT name FROM users WHERE id = 1 ORDER BY name COLLATE \"C\"");
+}
+
+#[test]
 fn order_by_names_the_select_list_as_written_not_as_rewritten() {
     // AVG(id) reaches the shards as SUM(id): ORDER BY sum(id) is the third
     // column, not the rewritten AVG, and ORDER BY avg(id) is the AVG.

@@ -241,10 +241,12 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
         })
     };
 
-    // Group keys.
+    // Group keys. A bare name in GROUP BY is an input column before it is an
+    // output alias (PostgreSQL and MySQL alike): `upper(name) AS name …
+    // GROUP BY name` groups by the column, which then is the key itself.
     let mut group_by: Vec<Out> = Vec::new();
     for g in &group_exprs {
-        match find_item(g, &s.projection) {
+        match find_item(g, &s.projection).filter(|&p| !alias_names_its_input(g, &s.projection[p], backend)) {
             Some(p) => group_by.push(Out::Item(p)),
             None => {
                 hidden.push(g.clone());
@@ -425,6 +427,26 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
         hidden: n_hidden,
     };
     Ok(MultiSelect { query, merge, limit, offset, push_limit })
+}
+
+/// Whether `g`, a bare name, is the alias of `item` and also a column that
+/// the item's expression reads: then GROUP BY `g` means the column.
+fn alias_names_its_input(g: &Expr, item: &SelectItem, backend: BackendKind) -> bool {
+    let (Expr::Identifier(id), SelectItem::ExprWithAlias { expr, .. }) = (g, item) else {
+        return false;
+    };
+    if expr == g {
+        return false;
+    }
+    let name = norm_ident(id, backend);
+    sqlparser::ast::visit_expressions(expr, |x| match x {
+        Expr::Identifier(i) if norm_ident(i, backend) == name => std::ops::ControlFlow::Break(()),
+        Expr::CompoundIdentifier(ids) if ids.last().is_some_and(|i| norm_ident(i, backend) == name) => {
+            std::ops::ControlFlow::Break(())
+        }
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 /// `name(arg)`, built from the original aggregate call.

@@ -600,6 +600,25 @@ fn aggregates_are_rewritten_for_the_merge() {
 }
 
 #[test]
+fn group_by_a_name_is_the_input_column_before_the_alias() {
+    let r = pg();
+    // The alias shadows a column its expression reads: the column is the key.
+    let p = plan(&r, "SELECT upper(name) AS name, count(*) FROM users GROUP BY name");
+    assert!(
+        p.targets[0].sql.contains("count(*), name AS __sg_hidden_0 FROM users GROUP BY name"),
+        "{}",
+        p.targets[0].sql
+    );
+    let m = row_merge(&p);
+    assert_eq!(m.group_by, vec![ColumnRef::FromStart(2)]);
+    // A plain alias is the item.
+    let p = plan(&r, "SELECT upper(name) AS n, count(*) FROM users GROUP BY n");
+    assert_eq!(row_merge(&p).group_by, vec![ColumnRef::FromStart(0)]);
+    let p = plan(&r, "SELECT country AS c, count(*) FROM users GROUP BY c");
+    assert_eq!(row_merge(&p).group_by, vec![ColumnRef::FromStart(0)]);
+}
+
+#[test]
 fn explicit_collations_are_not_merged() {
     let r = pg();
     for sql in [

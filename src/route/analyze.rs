@@ -323,6 +323,8 @@ pub struct ExprFacts {
     pub windows: bool,
     pub volatile: Option<String>,
     pub filter: bool,
+    /// An explicit `COLLATE` (outside subqueries).
+    pub collate: bool,
     pub subqueries: usize,
     depth: usize,
 }
@@ -343,6 +345,9 @@ impl Visitor for ExprFacts {
     fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
         if self.depth > 0 {
             return ControlFlow::Continue(());
+        }
+        if let Expr::Collate { .. } = e {
+            self.collate = true;
         }
         if let Expr::Function(f) = e {
             if f.over.is_some() {
@@ -469,18 +474,31 @@ pub fn value_ref(e: &Expr, params: &ParamNumbering) -> Option<ValueRef> {
         Expr::Nested(inner) => value_ref(inner, params),
         // TIMESTAMP '…', DATE '…': the string is the value.
         Expr::TypedString(ts) => match &ts.value.value {
-            Value::SingleQuotedString(s) => Some(ValueRef::String(s.clone())),
+            Value::SingleQuotedString(s) if !has_utc_offset(s) => Some(ValueRef::String(s.clone())),
             _ => None,
         },
         // '…'::type and CAST('…' AS type): the literal read as the column's
         // type. A cast to an unrelated type (CAST(x AS text)) would compare
         // differently, so only casts of plain literals and parameters count.
         Expr::Cast { expr, .. } => match value_ref(expr, params)? {
+            ValueRef::String(s) if has_utc_offset(&s) => None,
             v @ (ValueRef::String(_) | ValueRef::Number(_) | ValueRef::Param(_) | ValueRef::Null) => Some(v),
             _ => None,
         },
         _ => None,
     }
+}
+
+/// Whether a string is a timestamp with an explicit UTC offset. Typed, such a
+/// literal does not mean what it means read as the key's type: cast to
+/// timestamptz it is a UTC instant that a timestamp column meets only after
+/// its own conversion in the session's time zone (`ts < '2023-01-01
+/// 10:00-12'::timestamptz` is `ts < '2023-01-01 22:00'` in UTC, where the
+/// key's reading, which ignores the offset, says 10:00); cast to timestamp
+/// or date the offset is dropped before a timestamptz column applies the
+/// session's. Such literals narrow nothing.
+fn has_utc_offset(s: &str) -> bool {
+    crate::sharding::key::parse_timestamp(s).is_some_and(|t| t.offset_seconds.is_some())
 }
 
 /// How placeholders map to parameter positions: `$n` (PostgreSQL) or the

@@ -21,7 +21,7 @@ use sqlparser::tokenizer::Span;
 
 use crate::backend::BackendKind;
 
-use super::analyze::{ParamNumbering, ValueRef, expr_facts, simple_aggregate, value_ref};
+use super::analyze::{ParamNumbering, ValueRef, expr_facts, norm_ident, simple_aggregate, value_ref};
 use super::error::RouteError;
 use super::plan::{ColumnRef, Combine, RowMerge, SortKey};
 
@@ -126,6 +126,15 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
         }
     }
     let aggregating = facts.aggregates > 0 || !group_exprs.is_empty();
+    // The merge compares text under the database's collation: an explicit
+    // one on anything it sorts, groups, de-duplicates or takes MIN / MAX of
+    // would be compared differently than the shards compared it.
+    if (facts.collate && (aggregating || distinct || q.order_by.is_some()))
+        || expr_facts(&group_exprs).collate
+        || q.order_by.as_ref().is_some_and(|ob| expr_facts(ob).collate)
+    {
+        return Err(unmergeable("COLLATE", "the merge compares text under the database's collation only"));
+    }
 
     let mut query = q.clone();
     let SetExpr::Select(out_select) = query.body.as_mut() else {
@@ -215,6 +224,8 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
     }
 
     // Which select item an expression names: an ordinal, an alias, or the same expression.
+    // Matched against the select list as written: the rewritten one has AVG(x) as SUM(x),
+    // which a client's `ORDER BY sum(x)` must not find.
     let find_item = |e: &Expr, items: &[SelectItem]| -> Option<usize> {
         if let Expr::Value(v) = e
             && let Value::Number(n, _) = &v.value
@@ -223,17 +234,19 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
         }
         items.iter().take(visible).position(|it| match it {
             SelectItem::ExprWithAlias { alias, expr } => {
-                matches!(e, Expr::Identifier(id) if id.value.eq_ignore_ascii_case(&alias.value)) || expr == e
+                matches!(e, Expr::Identifier(id) if norm_ident(id, backend) == norm_ident(alias, backend)) || expr == e
             }
             SelectItem::UnnamedExpr(x) => x == e,
             _ => false,
         })
     };
 
-    // Group keys.
+    // Group keys. A bare name in GROUP BY is an input column before it is an
+    // output alias (PostgreSQL and MySQL alike): `upper(name) AS name …
+    // GROUP BY name` groups by the column, which then is the key itself.
     let mut group_by: Vec<Out> = Vec::new();
     for g in &group_exprs {
-        match find_item(g, items) {
+        match find_item(g, &s.projection).filter(|&p| !alias_names_its_input(g, &s.projection[p], backend)) {
             Some(p) => group_by.push(Out::Item(p)),
             None => {
                 hidden.push(g.clone());
@@ -265,7 +278,7 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
                 // MySQL: NULL is smaller than every value.
                 BackendKind::Mysql => !descending,
             });
-            let out = match find_item(&o.expr, items) {
+            let out = match find_item(&o.expr, &s.projection) {
                 Some(p) => Out::Item(p),
                 None => {
                     if distinct {
@@ -414,6 +427,26 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
         hidden: n_hidden,
     };
     Ok(MultiSelect { query, merge, limit, offset, push_limit })
+}
+
+/// Whether `g`, a bare name, is the alias of `item` and also a column that
+/// the item's expression reads: then GROUP BY `g` means the column.
+fn alias_names_its_input(g: &Expr, item: &SelectItem, backend: BackendKind) -> bool {
+    let (Expr::Identifier(id), SelectItem::ExprWithAlias { expr, .. }) = (g, item) else {
+        return false;
+    };
+    if expr == g {
+        return false;
+    }
+    let name = norm_ident(id, backend);
+    sqlparser::ast::visit_expressions(expr, |x| match x {
+        Expr::Identifier(i) if norm_ident(i, backend) == name => std::ops::ControlFlow::Break(()),
+        Expr::CompoundIdentifier(ids) if ids.last().is_some_and(|i| norm_ident(i, backend) == name) => {
+            std::ops::ControlFlow::Break(())
+        }
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 /// `name(arg)`, built from the original aggregate call.

@@ -300,6 +300,13 @@ fn time_ranges_prune() {
         ("created_at = '2023-01-01' OR created_at = '2026-06-01'", &["s0", "s3"]),
         ("created_at >= TIMESTAMP '2025-01-01 00:00:00'", &["s2", "s3"]),
         ("kind = 'x'", &["s0", "s1", "s2", "s3"]),
+        // Without a cast, a timestamp column ignores the literal's offset.
+        ("created_at < '2023-12-31 23:59:00-12'", &["s0"]),
+        ("created_at < '2023-12-31 12:00'::timestamptz", &["s0"]),
+        // Cast to timestamptz, the offset counts: 2024-01-01 11:59 UTC.
+        ("created_at < '2023-12-31 23:59:00-12'::timestamptz", &["s0", "s1", "s2", "s3"]),
+        ("created_at < CAST('2023-12-31 23:59:00-12' AS timestamptz)", &["s0", "s1", "s2", "s3"]),
+        ("created_at < TIMESTAMPTZ '2023-12-31 23:59:00-12'", &["s0", "s1", "s2", "s3"]),
     ];
     for (pred, want) in cases {
         let p = plan(&r, &format!("SELECT * FROM events WHERE {pred}"));
@@ -590,6 +597,61 @@ fn aggregates_are_rewritten_for_the_merge() {
     // MySQL names an unaliased AVG column by its text.
     let p = plan(&my(), "SELECT AVG( id ) FROM users");
     assert!(p.targets[0].sql.contains("AS `AVG( id )`"), "{}", p.targets[0].sql);
+}
+
+#[test]
+fn group_by_a_name_is_the_input_column_before_the_alias() {
+    let r = pg();
+    // The alias shadows a column its expression reads: the column is the key.
+    let p = plan(&r, "SELECT upper(name) AS name, count(*) FROM users GROUP BY name");
+    assert!(
+        p.targets[0].sql.contains("count(*), name AS __sg_hidden_0 FROM users GROUP BY name"),
+        "{}",
+        p.targets[0].sql
+    );
+    let m = row_merge(&p);
+    assert_eq!(m.group_by, vec![ColumnRef::FromStart(2)]);
+    // A plain alias is the item.
+    let p = plan(&r, "SELECT upper(name) AS n, count(*) FROM users GROUP BY n");
+    assert_eq!(row_merge(&p).group_by, vec![ColumnRef::FromStart(0)]);
+    let p = plan(&r, "SELECT country AS c, count(*) FROM users GROUP BY c");
+    assert_eq!(row_merge(&p).group_by, vec![ColumnRef::FromStart(0)]);
+}
+
+#[test]
+fn explicit_collations_are_not_merged() {
+    let r = pg();
+    for sql in [
+        "SELECT id, name FROM users ORDER BY name COLLATE \"C\", id",
+        "SELECT name COLLATE \"C\" AS n FROM users ORDER BY n",
+        "SELECT max(name COLLATE \"C\") FROM users",
+        "SELECT DISTINCT name COLLATE \"C\" FROM users",
+        "SELECT count(*) FROM users GROUP BY name COLLATE \"C\"",
+    ] {
+        assert!(matches!(err(&r, sql), RouteError::Unmergeable { .. }), "{sql}");
+    }
+    // Only projected, or on one shard, it is the shards' business.
+    plan(&r, "SELECT name COLLATE \"C\" FROM users");
+    plan(&r, "SELECT name FROM users WHERE id = 1 ORDER BY name COLLATE \"C\"");
+}
+
+#[test]
+fn order_by_names_the_select_list_as_written_not_as_rewritten() {
+    // AVG(id) reaches the shards as SUM(id): ORDER BY sum(id) is the third
+    // column, not the rewritten AVG, and ORDER BY avg(id) is the AVG.
+    let r = pg();
+    let p = plan(&r, "SELECT country, avg(id), sum(id) FROM users GROUP BY country ORDER BY sum(id), avg(id)");
+    let m = row_merge(&p);
+    assert_eq!(m.order_by[0].column, ColumnRef::FromStart(2));
+    assert_eq!(m.order_by[1].column, ColumnRef::FromStart(1));
+    // Aliases are identifiers: in PostgreSQL, unquoted ones fold to lower
+    // case and quoted ones keep theirs.
+    let p = plan(&r, "SELECT id AS \"Key\", score AS key FROM users ORDER BY key, \"Key\"");
+    let m = row_merge(&p);
+    assert_eq!(m.order_by[0].column, ColumnRef::FromStart(1));
+    assert_eq!(m.order_by[1].column, ColumnRef::FromStart(0));
+    let p = plan(&r, "SELECT id AS Key FROM users ORDER BY KEY");
+    assert_eq!(row_merge(&p).order_by[0].column, ColumnRef::FromStart(0));
 }
 
 // ---- writes --------------------------------------------------------------

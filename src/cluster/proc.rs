@@ -92,6 +92,27 @@ pub(crate) fn stop_child(child: &mut Child, signal: libc::c_int, grace: Duration
     }
     // SAFETY: the group was created for this server (process_group(0)).
     unsafe { libc::kill(-pid, libc::SIGKILL) };
+    // Children (PostgreSQL backends) die asynchronously: wait until none of
+    // the group is left, so that a killed server no longer answers anything.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while group_alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether any live process belongs to process group `pgid`.
+fn group_alive(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().any(|e| {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { return false };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        let Some(i) = stat.rfind(')') else { return false };
+        // After the command name: state (3), ppid (4), pgrp (5).
+        let mut fields = stat[i + 1..].split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|v| v.parse::<i32>().ok());
+        pgrp == Some(pgid) && !matches!(state, Some("Z" | "X"))
+    })
 }
 
 /// Whether a process exists and is not a zombie.

@@ -211,7 +211,10 @@ impl DmlShape {
         self.multi.get_or_init(|| {
             let multi = match (&self.stmt, &self.write_refusal) {
                 (_, Some(e)) => Err(e.clone()),
-                (Statement::Query(q), None) => plan_multi(q, self.backend, sql).map(|m| Multi::Select(Box::new(m))),
+                (Statement::Query(q), None) => {
+                    let keys: Vec<String> = self.routing.insts.iter().map(|i| i.key.clone()).collect();
+                    plan_multi(q, self.backend, sql, &keys).map(|m| Multi::Select(Box::new(m)))
+                }
                 (_, None) => Ok(Multi::Write {
                     merge: if self.returning { Merge::Rows(RowMerge::default()) } else { Merge::SumCounts },
                 }),

@@ -60,7 +60,12 @@ enum Pending {
 }
 
 /// Plans the merge of a top-level query over several shards.
-pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSelect, RouteError> {
+pub fn plan_multi(
+    q: &Query,
+    backend: BackendKind,
+    sql: &str,
+    key_columns: &[String],
+) -> Result<MultiSelect, RouteError> {
     let SetExpr::Select(select) = q.body.as_ref() else {
         return Err(match q.body.as_ref() {
             SetExpr::SetOperation { op, .. } => RouteError::Unmergeable {
@@ -245,7 +250,21 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
     // output alias (PostgreSQL and MySQL alike): `upper(name) AS name …
     // GROUP BY name` groups by the column, which then is the key itself.
     let mut group_by: Vec<Out> = Vec::new();
+    let columns = referenced_columns(s, backend, key_columns);
     for g in &group_exprs {
+        if let (Expr::Identifier(id), Some(p)) = (g, find_item(g, &s.projection))
+            && let SelectItem::ExprWithAlias { expr, .. } = &s.projection[p]
+            && expr != g
+            && !alias_names_its_input(g, &s.projection[p], backend)
+            && columns.contains(&norm_ident(id, backend))
+        {
+            // The name is both an output alias and (surely) an input column:
+            // the database groups by the column, which the merge cannot see.
+            return Err(unmergeable(
+                &format!("GROUP BY {} (an alias that is also a column name)", id.value),
+                "the database groups by the column; write the expression or its position",
+            ));
+        }
         match find_item(g, &s.projection).filter(|&p| !alias_names_its_input(g, &s.projection[p], backend)) {
             Some(p) => group_by.push(Out::Item(p)),
             None => {
@@ -431,6 +450,36 @@ pub fn plan_multi(q: &Query, backend: BackendKind, sql: &str) -> Result<MultiSel
 
 /// Whether `g`, a bare name, is the alias of `item` and also a column that
 /// the item's expression reads: then GROUP BY `g` means the column.
+/// Column names a SELECT surely has as inputs: the sharding keys of its
+/// tables, and every column it references outside its select aliases.
+fn referenced_columns(s: &Select, backend: BackendKind, key_columns: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = key_columns.to_vec();
+    let mut add = |e: &Expr| {
+        let _ = sqlparser::ast::visit_expressions(e, |x| {
+            match x {
+                Expr::Identifier(i) => out.push(norm_ident(i, backend)),
+                Expr::CompoundIdentifier(ids) => {
+                    if let Some(i) = ids.last() {
+                        out.push(norm_ident(i, backend));
+                    }
+                }
+                _ => {}
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    };
+    for item in &s.projection {
+        match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => add(e),
+            _ => {}
+        }
+    }
+    if let Some(w) = &s.selection {
+        add(w);
+    }
+    out
+}
+
 fn alias_names_its_input(g: &Expr, item: &SelectItem, backend: BackendKind) -> bool {
     let (Expr::Identifier(id), SelectItem::ExprWithAlias { expr, .. }) = (g, item) else {
         return false;

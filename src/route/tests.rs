@@ -911,3 +911,20 @@ fn session_bound_state_is_refused() {
     assert_eq!(plan(&r, "SELECT pg_advisory_xact_lock(1)").targets.len(), 1);
     assert_eq!(err(&my(), "SELECT GET_LOCK('x', 1)").code(), ErrorCode::Unsupported);
 }
+
+#[test]
+fn group_by_a_name_that_is_both_alias_and_column_is_refused() {
+    let r = pg();
+    // `id` is users' key: surely an input column, so PostgreSQL groups by it.
+    let e = err(&r, "SELECT upper(name) AS id, count(*) FROM users GROUP BY id");
+    assert!(e.to_string().contains("alias that is also a column"), "{e}");
+    // A column referenced elsewhere in the statement is an input column too.
+    assert_eq!(
+        err(&r, "SELECT upper(name) AS country, count(*) FROM users WHERE country <> 'x' GROUP BY country").code(),
+        ErrorCode::Unsupported
+    );
+    // An alias that names no known column groups by the alias, as the database does.
+    assert_eq!(plan(&r, "SELECT upper(name) AS n, count(*) FROM users GROUP BY n").targets.len(), 4);
+    // And an alias whose expression reads that very column is the column.
+    assert_eq!(plan(&r, "SELECT upper(name) AS name, count(*) FROM users GROUP BY name").targets.len(), 4);
+}

@@ -491,6 +491,9 @@ fn corpus() -> Vec<(String, bool)> {
 
 /// Statements shardgate must refuse over several shards (each counted).
 const REFUSED: &[&str] = &[
+    // GROUP BY a name that is both an alias and a column: PostgreSQL groups
+    // by the column, which the merge cannot see.
+    "SELECT upper(name) AS id, count(*) FROM dt_users GROUP BY id",
     "SELECT id, row_number() OVER (ORDER BY id) FROM dt_users",
     "SELECT id FROM dt_users UNION SELECT user_id FROM dt_orders",
     "SELECT DISTINCT ON (country) id FROM dt_users ORDER BY country, id",
@@ -745,19 +748,6 @@ fn known_difference(statements: &[(&str, bool)]) {
         assert!(d.refused.is_empty(), "refused: {:?}", d.refused);
         assert!(d.differences.is_empty(), "{} differences:\n{}", d.differences.len(), d.differences.join("\n"));
     });
-}
-
-/// In GROUP BY, PostgreSQL resolves a bare name to an input column before
-/// an output alias. The merge knows it is a column when the alias's own
-/// expression reads a column of that name (`upper(name) AS name`), but not
-/// otherwise: with `upper(name) AS id … GROUP BY id` (valid: name depends
-/// on the primary key) the shards group by the column id and the merge by
-/// the alias, adding up the counts of different groups. Telling the two
-/// apart needs the tables' columns, which the router does not know.
-#[test]
-#[ignore = "known bug: GROUP BY an alias that is also an unrelated input column groups by the alias over several shards"]
-fn bug_group_by_alias_shadowing_an_unrelated_input_column() {
-    known_difference(&[("SELECT upper(name) AS id, count(*) FROM dt_users GROUP BY id", false)]);
 }
 
 /// sqlparser cannot parse `BETWEEN SYMMETRIC`; statements that name sharded

@@ -9,6 +9,8 @@ WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY rules ./rules
+# Declared [[bench]] targets must exist for the manifest to load.
+COPY benches ./benches
 RUN cargo build --release --locked --bin shardgate
 
 FROM debian:bookworm-slim

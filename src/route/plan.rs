@@ -119,9 +119,11 @@ pub struct Target {
 /// Why a statement goes to a shard; shown by EXPLAIN ROUTE and `shardgate route`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    /// The values the WHERE clause (or the VALUES list) gives the sharding
-    /// key live here.
+    /// The values the VALUES list (or COPY data) gives the sharding key
+    /// live here.
     Key { table: String, key: String },
+    /// The WHERE clause's predicate on the sharding key selects this shard.
+    Predicate { table: String, predicate: std::sync::Arc<str> },
     /// The WHERE clause allows no key value at all (`id = 1 AND id = 2`, a
     /// time outside every range): one shard answers, with no rows.
     NoKey { table: String },
@@ -149,6 +151,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Key { table, key } => write!(f, "{table}.{key}: the key values of the statement live here"),
+            Reason::Predicate { predicate, .. } => write!(f, "{predicate} selects this shard"),
             Reason::NoKey { table } => write!(f, "{table}: no key value can match; one shard answers with no rows"),
             Reason::Scatter { table } => {
                 write!(f, "{table}: no predicate on the sharding key, every shard")

@@ -27,6 +27,8 @@ pub struct RInst {
     pub class: usize,
     /// The instance of an enclosing scope this one is correlated with.
     pub correlated: Option<usize>,
+    /// The predicate on the key as text (`id IN (1, $2)`), for EXPLAIN ROUTE.
+    pub pred_text: Option<std::sync::Arc<str>>,
 }
 
 /// The routing facts of one statement.
@@ -126,6 +128,7 @@ impl Routing {
                 pred: a.preds[i].clone(),
                 class: find(&mut parent, i),
                 correlated: correlated[i].and_then(dense),
+                pred_text: pred_text(&a.preds[i], &format!("{}.{key}", a.instances[i].binding)).map(Into::into),
             });
         }
         let multi = Self::multi_shard_check(a, &sharded, &fixed, &mut parent);
@@ -308,24 +311,71 @@ impl Routing {
             }
             1 => {
                 let s = union.only().unwrap_or(ShardId(0));
-                let constrained = !matches!(first.pred, KeyPred::All) || self.insts.len() > 1;
-                let reason = if constrained || union != rules.keyspace(first.keyspace).shards(&rules.ring) {
-                    Reason::Key { table: first.table.clone(), key: first.key.clone() }
-                } else {
-                    Reason::Scatter { table: first.table.clone() }
-                };
-                Ok(Decision::One(s, reason))
+                let all = rules.keyspace(first.keyspace).shards(&rules.ring);
+                Ok(Decision::One(s, if union == all { self.scatter_reason() } else { self.predicate_reason() }))
             }
             _ => {
                 self.multi.clone()?;
                 let all = rules.keyspace(first.keyspace).shards(&rules.ring);
-                let reason = if union == all {
-                    Reason::Scatter { table: first.table.clone() }
-                } else {
-                    Reason::Key { table: first.table.clone(), key: first.key.clone() }
-                };
-                Ok(Decision::Many(union, reason))
+                Ok(Decision::Many(union, if union == all { self.scatter_reason() } else { self.predicate_reason() }))
             }
+        }
+    }
+}
+
+impl Routing {
+    /// Why a narrowed statement goes where it goes: the first key predicate.
+    fn predicate_reason(&self) -> Reason {
+        let inst = self.insts.iter().find(|i| i.pred_text.is_some()).unwrap_or(&self.insts[0]);
+        match &inst.pred_text {
+            Some(p) => Reason::Predicate { table: inst.table.clone(), predicate: p.clone() },
+            None => Reason::Key { table: inst.table.clone(), key: inst.key.clone() },
+        }
+    }
+
+    /// Every shard of the keyspace: either nothing narrowed it, or what did
+    /// still allows every shard.
+    fn scatter_reason(&self) -> Reason {
+        match self.insts.iter().find(|i| i.pred_text.is_some()) {
+            Some(i) => Reason::Predicate {
+                table: i.table.clone(),
+                predicate: format!("{} (allows every shard)", i.pred_text.as_deref().unwrap_or("")).into(),
+            },
+            None => Reason::Scatter { table: self.insts[0].table.clone() },
+        }
+    }
+}
+
+/// A key predicate as text; `None` when it says nothing.
+fn pred_text(p: &KeyPred, key: &str) -> Option<String> {
+    let v = |v: &ValueRef| match v {
+        ValueRef::Null => "NULL".to_string(),
+        ValueRef::Number(n) => n.clone(),
+        ValueRef::String(s) => format!("'{}'", s.replace('\'', "''")),
+        ValueRef::Bool(b) => b.to_string(),
+        ValueRef::Param(i) => format!("${}", i + 1),
+    };
+    match p {
+        KeyPred::All => None,
+        KeyPred::In(vs) if vs.len() == 1 => Some(format!("{key} = {}", v(&vs[0]))),
+        KeyPred::In(vs) => Some(format!("{key} IN ({})", vs.iter().map(v).collect::<Vec<_>>().join(", "))),
+        KeyPred::Range { lo, hi } => {
+            let mut parts = Vec::new();
+            if let Some((x, inc)) = lo {
+                parts.push(format!("{key} {} {}", if *inc { ">=" } else { ">" }, v(x)));
+            }
+            if let Some((x, inc)) = hi {
+                parts.push(format!("{key} {} {}", if *inc { "<=" } else { "<" }, v(x)));
+            }
+            Some(parts.join(" AND "))
+        }
+        KeyPred::And(ps) => {
+            let parts: Vec<String> = ps.iter().filter_map(|p| pred_text(p, key)).collect();
+            (!parts.is_empty()).then(|| parts.join(" AND "))
+        }
+        KeyPred::Or(ps) => {
+            let parts: Option<Vec<String>> = ps.iter().map(|p| pred_text(p, key)).collect();
+            parts.map(|p| format!("({})", p.join(" OR ")))
         }
     }
 }

@@ -928,3 +928,18 @@ fn group_by_a_name_that_is_both_alias_and_column_is_refused() {
     // And an alias whose expression reads that very column is the column.
     assert_eq!(plan(&r, "SELECT upper(name) AS name, count(*) FROM users GROUP BY name").targets.len(), 4);
 }
+
+#[test]
+fn explain_route_names_the_predicate_that_chose_each_shard() {
+    let r = pg();
+    let rows = explain_rows(&plan(&r, "SELECT * FROM users u WHERE u.id IN (1, 2) AND name = 'x'"), r.rules());
+    assert!(
+        rows.iter().filter(|row| !row.shard.is_empty()).all(|row| row.reason == "u.id IN (1, 2) selects this shard")
+    );
+    let rows = explain_rows(&plan(&r, "SELECT * FROM events WHERE created_at >= '2025-06-01'"), r.rules());
+    assert_eq!(rows[0].reason, "events.created_at >= '2025-06-01' selects this shard");
+    let rows = explain_rows(&plan(&r, "SELECT * FROM users WHERE name = 'x'"), r.rules());
+    assert_eq!(rows[0].reason, "users: no predicate on the sharding key, every shard");
+    let rows = explain_rows(&plan(&r, "SELECT * FROM users WHERE id > 5"), r.rules());
+    assert!(rows[0].reason.contains("allows every shard"), "{}", rows[0].reason);
+}

@@ -34,10 +34,10 @@ fn cancel_request_and_statement_timeout() {
             token.cancel_query(NoTls).await
         });
         let start = Instant::now();
-        let err = client.simple_query("SELECT pg_sleep(1.2)").await.unwrap_err();
+        let err = client.simple_query("SELECT pg_sleep(5)").await.unwrap_err();
         assert!(canceller.await.unwrap().is_ok());
         assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err:?}");
-        assert!(start.elapsed() < Duration::from_millis(1100), "cancelled late: {:?}", start.elapsed());
+        assert!(start.elapsed() < Duration::from_millis(4000), "cancelled late: {:?}", start.elapsed());
 
         // Several shards: every shard's part is cancelled.
         let token = client.cancel_token();
@@ -46,10 +46,10 @@ fn cancel_request_and_statement_timeout() {
             token.cancel_query(NoTls).await
         });
         let start = Instant::now();
-        let err = client.simple_query("SELECT id, pg_sleep(0.1) FROM cn_items").await.unwrap_err();
+        let err = client.simple_query("SELECT id, pg_sleep(0.5) FROM cn_items").await.unwrap_err();
         assert!(canceller.await.unwrap().is_ok());
         assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err:?}");
-        assert!(start.elapsed() < Duration::from_millis(900), "cancelled late: {:?}", start.elapsed());
+        assert!(start.elapsed() < Duration::from_millis(4000), "cancelled late: {:?}", start.elapsed());
 
         // The session goes on.
         let rows = client.simple_query("SELECT count(*) FROM cn_items").await.unwrap();

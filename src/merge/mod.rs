@@ -25,6 +25,7 @@ pub mod collation;
 pub mod column;
 pub mod decimal;
 pub mod error;
+pub mod having;
 pub mod sort;
 pub mod value;
 
@@ -107,6 +108,7 @@ struct Spec {
     distinct: bool,
     offset: u64,
     limit: Option<u64>,
+    having: Option<having::Resolved>,
     config: MergeConfig,
 }
 
@@ -220,6 +222,10 @@ impl Merger {
         }
         Ok(Merger {
             spec: Arc::new(Spec {
+                having: match &plan.having {
+                    Some(h) => Some(having::Resolved::new(h, &kinds, width)?),
+                    None => None,
+                },
                 width,
                 visible,
                 kinds,
@@ -419,11 +425,19 @@ impl BufferedMerge {
                 if s.distinct {
                     needed[..s.visible].iter_mut().for_each(|n| *n = true);
                 }
+                if let Some(h) = &s.having {
+                    h.mark_needed(&mut needed);
+                }
                 let groups = agg.finish(&needed)?;
                 let mut seen: HashSet<Vec<u8>, Xxh3DefaultBuilder> = HashSet::default();
                 let mut out = Vec::with_capacity(groups.len());
                 let mut key = Vec::new();
                 for g in groups {
+                    if let Some(h) = &s.having
+                        && !h.keeps(&g.values)
+                    {
+                        continue;
+                    }
                     if s.distinct {
                         key.clear();
                         for c in 0..s.visible {

@@ -210,6 +210,37 @@ pub struct RowMerge {
     pub limit: Option<u64>,
     /// How many trailing columns the proxy added and drops before answering.
     pub hidden: usize,
+    /// HAVING, evaluated on each merged group (the shards get none).
+    pub having: Option<Having>,
+}
+
+/// A HAVING condition over merged groups: comparisons of a column (an
+/// aggregate or group key) with a literal, under AND / OR / NOT, with SQL's
+/// three-valued logic (a group stays only where the condition is true).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Having {
+    And(Vec<Having>),
+    Or(Vec<Having>),
+    Not(Box<Having>),
+    Compare { column: ColumnRef, op: CompareOp, literal: HavingLiteral },
+    IsNull { column: ColumnRef, negated: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+/// A literal of a HAVING comparison, read as the column's type by the merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HavingLiteral {
+    Number(String),
+    Text(String),
 }
 
 /// A column of the shards' result rows. Columns before any `*` in the select
@@ -290,6 +321,9 @@ impl fmt::Display for RowMerge {
             } else {
                 steps.push(format!("group by {} and aggregate {}", keys.join(", "), aggs.join(", ")));
             }
+        }
+        if self.having.is_some() {
+            steps.push("filter groups by HAVING".into());
         }
         if self.distinct {
             steps.push("distinct".into());

@@ -23,7 +23,7 @@ use crate::backend::BackendKind;
 
 use super::analyze::{ParamNumbering, ValueRef, expr_facts, norm_ident, simple_aggregate, value_ref};
 use super::error::RouteError;
-use super::plan::{ColumnRef, Combine, RowMerge, SortKey};
+use super::plan::{ColumnRef, Combine, CompareOp, Having, HavingLiteral, RowMerge, SortKey};
 
 /// How a multi-shard SELECT is run and merged.
 #[derive(Debug, Clone)]
@@ -86,9 +86,6 @@ pub fn plan_multi(
     let s: &Select = select;
     if s.into.is_some() {
         return Err(unmergeable("SELECT INTO", "it writes a table on each shard"));
-    }
-    if s.having.is_some() {
-        return Err(unmergeable("HAVING", "groups are filtered only after the merge, which is not implemented yet"));
     }
     if s.qualify.is_some() || !s.named_window.is_empty() {
         return Err(unmergeable("window functions", "each shard would compute windows over its own rows"));
@@ -392,6 +389,29 @@ pub fn plan_multi(
             ),
         ),
     };
+    // HAVING: evaluated by the merge on merged groups; the shards get none
+    // (a shard's partial group may fail a condition the whole group meets).
+    let having = match &s.having {
+        None => None,
+        Some(h) => {
+            if !aggregating {
+                return Err(unmergeable("HAVING without GROUP BY or aggregates", "not merged"));
+            }
+            let mut ctx = HavingCx {
+                projection: &s.projection,
+                group_exprs: &group_exprs,
+                group_by: &group_by,
+                hidden: &mut hidden,
+                combine: &mut combine,
+                visible,
+                backend,
+            };
+            Some(ctx.pred(h)?)
+        }
+    };
+    if let SetExpr::Select(out) = query.body.as_mut() {
+        out.having = None;
+    }
     let push_limit = !aggregating && limit.is_some();
     // The shards' LIMIT is filled in at bind time (it may be a parameter).
     query.limit_clause = None;
@@ -428,7 +448,9 @@ pub fn plan_multi(
             Pending::Avg { sum, count } => Combine::Avg { sum: resolve(sum), count: resolve(count) },
         })
         .collect();
+    let having = having.map(|h| h.resolve(&resolve));
     let merge = RowMerge {
+        having,
         group_by: group_by.iter().map(resolve).collect(),
         aggregates,
         aggregating,
@@ -551,4 +573,125 @@ pub fn call_text(sql: &str, span: Span) -> Option<&str> {
         }
     }
     None
+}
+
+/// A HAVING condition while positions are not final.
+enum PendingHaving {
+    And(Vec<PendingHaving>),
+    Or(Vec<PendingHaving>),
+    Not(Box<PendingHaving>),
+    Compare { column: Out, op: CompareOp, literal: HavingLiteral },
+    IsNull { column: Out, negated: bool },
+}
+
+impl PendingHaving {
+    fn resolve(self, r: &dyn Fn(&Out) -> ColumnRef) -> Having {
+        match self {
+            PendingHaving::And(v) => Having::And(v.into_iter().map(|h| h.resolve(r)).collect()),
+            PendingHaving::Or(v) => Having::Or(v.into_iter().map(|h| h.resolve(r)).collect()),
+            PendingHaving::Not(h) => Having::Not(Box::new(h.resolve(r))),
+            PendingHaving::Compare { column, op, literal } => Having::Compare { column: r(&column), op, literal },
+            PendingHaving::IsNull { column, negated } => Having::IsNull { column: r(&column), negated },
+        }
+    }
+}
+
+/// Translates HAVING into conditions on output columns, adding hidden
+/// aggregate columns for aggregates the select list does not have.
+struct HavingCx<'a> {
+    projection: &'a [SelectItem],
+    group_exprs: &'a [Expr],
+    group_by: &'a [Out],
+    hidden: &'a mut Vec<Expr>,
+    combine: &'a mut Vec<Pending>,
+    visible: usize,
+    backend: BackendKind,
+}
+
+fn refuse_having() -> RouteError {
+    unmergeable(
+        "this HAVING condition",
+        "only comparisons of aggregates or group keys with literals, under AND / OR / NOT, are merged",
+    )
+}
+
+impl HavingCx<'_> {
+    /// The output column an operand names: a select item written the same
+    /// way, a group key, or a new hidden COUNT/SUM/MIN/MAX.
+    fn operand(&mut self, e: &Expr) -> Result<Out, RouteError> {
+        let e = match e {
+            Expr::Nested(inner) => inner.as_ref(),
+            other => other,
+        };
+        if let Some(p) = self.projection.iter().take(self.visible).position(|it| match it {
+            SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => x == e,
+            _ => false,
+        }) {
+            return Ok(Out::Item(p));
+        }
+        if let Some(g) = self.group_exprs.iter().position(|g| g == e) {
+            return Ok(self.group_by[g]);
+        }
+        match simple_aggregate(e) {
+            Some((name, _, false)) if name != "avg" => {
+                self.hidden.push(e.clone());
+                let c = Out::Hidden(self.hidden.len() - 1);
+                self.combine.push(match name.as_str() {
+                    "count" => Pending::Count(c),
+                    "sum" => Pending::Sum(c),
+                    "min" => Pending::Min(c),
+                    _ => Pending::Max(c),
+                });
+                Ok(c)
+            }
+            _ => Err(refuse_having()),
+        }
+    }
+
+    fn literal(e: &Expr) -> Option<HavingLiteral> {
+        match value_ref(e, &ParamNumbering)? {
+            ValueRef::Number(n) => Some(HavingLiteral::Number(n)),
+            ValueRef::String(s) => Some(HavingLiteral::Text(s)),
+            _ => None,
+        }
+    }
+
+    fn pred(&mut self, e: &Expr) -> Result<PendingHaving, RouteError> {
+        use sqlparser::ast::{BinaryOperator as B, UnaryOperator};
+        let _ = self.backend;
+        Ok(match e {
+            Expr::Nested(inner) => self.pred(inner)?,
+            Expr::BinaryOp { left, op: B::And, right } => PendingHaving::And(vec![self.pred(left)?, self.pred(right)?]),
+            Expr::BinaryOp { left, op: B::Or, right } => PendingHaving::Or(vec![self.pred(left)?, self.pred(right)?]),
+            Expr::UnaryOp { op: UnaryOperator::Not, expr } => PendingHaving::Not(Box::new(self.pred(expr)?)),
+            Expr::IsNull(x) => PendingHaving::IsNull { column: self.operand(x)?, negated: false },
+            Expr::IsNotNull(x) => PendingHaving::IsNull { column: self.operand(x)?, negated: true },
+            Expr::BinaryOp { left, op, right } => {
+                let op = match op {
+                    B::Eq => CompareOp::Eq,
+                    B::NotEq => CompareOp::NotEq,
+                    B::Lt => CompareOp::Lt,
+                    B::LtEq => CompareOp::LtEq,
+                    B::Gt => CompareOp::Gt,
+                    B::GtEq => CompareOp::GtEq,
+                    _ => return Err(refuse_having()),
+                };
+                if let Some(literal) = Self::literal(right) {
+                    PendingHaving::Compare { column: self.operand(left)?, op, literal }
+                } else if let Some(literal) = Self::literal(left) {
+                    let flipped = match op {
+                        CompareOp::Lt => CompareOp::Gt,
+                        CompareOp::LtEq => CompareOp::GtEq,
+                        CompareOp::Gt => CompareOp::Lt,
+                        CompareOp::GtEq => CompareOp::LtEq,
+                        other => other,
+                    };
+                    PendingHaving::Compare { column: self.operand(right)?, op: flipped, literal }
+                } else {
+                    return Err(refuse_having());
+                }
+            }
+            _ => return Err(refuse_having()),
+        })
+    }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::error::{Coded, ErrorCode};
+use crate::route::plan::{CompareOp, Having, HavingLiteral};
 use crate::rules::{KeyPlacement, Rules};
 
 const RULES: &str = r#"
@@ -501,7 +502,8 @@ fn fail_closed_constructs() {
         "SELECT count(*) FILTER (WHERE id > 2) FROM users",
         "SELECT string_agg(name, ',') FROM users",
         "SELECT count(DISTINCT country) FROM users",
-        "SELECT country, count(*) FROM users GROUP BY country HAVING count(*) > 2",
+        "SELECT country, count(*) FROM users GROUP BY country HAVING count(*) > sum(id)",
+        "SELECT country, count(*) FROM users GROUP BY country HAVING avg(id) > 2",
         "SELECT sum(id) / count(id) FROM users",
         "SELECT * FROM users FETCH FIRST 3 ROWS ONLY",
         "SELECT * FROM users LIMIT (SELECT 3)",
@@ -942,4 +944,28 @@ fn explain_route_names_the_predicate_that_chose_each_shard() {
     assert_eq!(rows[0].reason, "users: no predicate on the sharding key, every shard");
     let rows = explain_rows(&plan(&r, "SELECT * FROM users WHERE id > 5"), r.rules());
     assert!(rows[0].reason.contains("allows every shard"), "{}", rows[0].reason);
+}
+
+#[test]
+fn having_is_evaluated_by_the_merge() {
+    let r = pg();
+    let p = plan(&r, "SELECT country, count(*) FROM users GROUP BY country HAVING count(*) > 2 AND min(name) < 'm'");
+    let sql = &p.targets[0].sql;
+    assert!(!sql.contains("HAVING"), "the shards get no HAVING: {sql}");
+    assert!(sql.contains("min(name) AS __sg_hidden_0"), "{sql}");
+    let m = row_merge(&p);
+    let Some(Having::And(parts)) = &m.having else { panic!("{:?}", m.having) };
+    assert_eq!(
+        parts[0],
+        Having::Compare {
+            column: ColumnRef::FromStart(1),
+            op: CompareOp::Gt,
+            literal: HavingLiteral::Number("2".into())
+        }
+    );
+    assert!(matches!(parts[1], Having::Compare { column: ColumnRef::FromStart(2), op: CompareOp::Lt, .. }));
+    assert_eq!(m.hidden, 1);
+    // A literal on the left is turned around.
+    let p = plan(&r, "SELECT country FROM users GROUP BY country HAVING 5 <= count(*)");
+    assert!(matches!(&row_merge(&p).having, Some(Having::Compare { op: CompareOp::GtEq, .. })));
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need, and nothing when it is all there:
 #   - PostgreSQL 15 server + client, MariaDB server + client, sysbench,
-#     pgbouncer (Debian packages; the system services are not started);
+#     pgbouncer, openssl (Debian packages; the system services are not started);
 #   - a project virtualenv .venv with psycopg 3 and PyMySQL.
 # Safe to run again and again; it only calls apt-get when something is missing.
 set -euo pipefail
@@ -17,6 +17,7 @@ have mariadbd || have mysqld || missing+=(mariadb-server)
 have mariadb || missing+=(mariadb-client)
 have sysbench || missing+=(sysbench)
 have pgbouncer || missing+=(pgbouncer)
+have openssl || missing+=(openssl) # certificates for the TLS tests
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ "${#missing[@]}" -gt 0 ]; then

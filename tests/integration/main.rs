@@ -11,5 +11,6 @@ mod pg_cancel;
 mod pg_copy;
 mod pg_frontend;
 mod pg_session_pool;
+mod pg_settings;
 mod pg_tls;
 mod pgbench;

@@ -33,6 +33,9 @@ use crate::sharding::ShardId;
 const SSL_REQUEST: i32 = 80877103;
 const GSSENC_REQUEST: i32 = 80877104;
 const CANCEL_REQUEST: i32 = 80877102;
+/// The settings signature of a connection whose settings a client changed:
+/// it matches no client, so the next one re-applies its own.
+const UNKNOWN_SETTINGS: u64 = u64::MAX;
 /// Flush to the client when this much is queued: backpressure for streams.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -820,9 +823,9 @@ impl Session {
                         self.client.send(&CommandComplete::new(tag_of(c).into()))?;
                         return Ok(Outcome::Ok);
                     }
-                    return self.forward_everywhere(sql, tag_of(c)).await;
+                    return self.forward_everywhere(sql, false).await;
                 }
-                let outcome = self.forward_everywhere(sql, tag_of(c)).await?;
+                let outcome = self.forward_everywhere(sql, false).await?;
                 if let (Outcome::Ok, Some(t)) = (&outcome, self.txn.as_mut()) {
                     t.savepoints.push(sql.to_string());
                     if c == Control::RollbackToSavepoint {
@@ -839,7 +842,10 @@ impl Session {
                     self.client.send(&CommandComplete::new("DISCARD ALL".into()))?;
                     return Ok(Outcome::Ok);
                 }
-                let outcome = self.forward_everywhere(sql, "").await?;
+                // A session-wide SET or RESET changes the connections it runs on:
+                // they are marked so that whoever takes them next (this client
+                // too, whatever its transaction's fate) re-applies its settings.
+                let outcome = self.forward_everywhere(sql, c != Control::SetLocal).await?;
                 if let Outcome::Ok = outcome {
                     let name = setting_name(sql);
                     match c {
@@ -855,21 +861,16 @@ impl Session {
                         }
                         _ => self.reset_setting(name.as_deref()),
                     }
-                    // The attached connections now carry the new settings.
-                    let sig = self.settings_sig;
-                    for a in self.attached.iter_mut() {
-                        a.conn.conn().settings = sig;
-                    }
                 }
                 Ok(outcome)
             }
-            Control::Show => self.forward_everywhere(sql, "").await,
+            Control::Show => self.forward_everywhere(sql, false).await,
         }
     }
 
     /// Runs a statement on every attached connection (or on one shard when
     /// none is attached), forwarding the first connection's answer.
-    async fn forward_everywhere(&mut self, sql: &str, _tag: &str) -> io::Result<Outcome> {
+    async fn forward_everywhere(&mut self, sql: &str, changes_settings: bool) -> io::Result<Outcome> {
         self.sync_batches().await;
         let in_txn = self.txn.as_ref().is_some_and(|t| !t.begin.is_empty());
         if !self.attached.iter().any(|a| a.joined || !in_txn) {
@@ -909,6 +910,9 @@ impl Session {
                 match f.tag {
                     b'Z' => {
                         self.attached[i].status = BackendConn::status_of(&f);
+                        if changes_settings {
+                            self.attached[i].conn.conn().settings = UNKNOWN_SETTINGS;
+                        }
                         break;
                     }
                     b'E' => {

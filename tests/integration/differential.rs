@@ -669,7 +669,7 @@ fn random_query(rng: &mut Rng) -> (String, bool) {
 /// Starts a proxy over `cluster`, creates the schema and loads the data at
 /// `scale` in the reference database and through the proxy; returns the
 /// (proxy, reference) clients.
-async fn loaded(cluster: &Cluster, scale: u64) -> (tokio_postgres::Client, tokio_postgres::Client) {
+async fn loaded(cluster: &Cluster, scale: u64) -> (tokio_postgres::Client, tokio_postgres::Client, u16) {
     let reference_url = cluster.reference().expect("a reference server").url();
     let rules = shardgate::rules::Rules::parse(&rules(cluster), "differential.toml").unwrap_or_else(|e| panic!("{e}"));
     let config: shardgate::config::Config = toml::from_str(
@@ -689,7 +689,7 @@ async fn loaded(cluster: &Cluster, scale: u64) -> (tokio_postgres::Client, tokio
         run(&reference, &insert).await.unwrap();
         run(&proxy, &insert).await.unwrap_or_else(|e| panic!("loading through shardgate: {e:?}"));
     }
-    (proxy, reference)
+    (proxy, reference, port)
 }
 
 #[test]
@@ -698,7 +698,7 @@ fn shardgate_answers_as_one_database_would() {
     let scale: u64 = std::env::var("SHARDGATE_DIFF_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let (proxy, reference) = loaded(cluster, scale).await;
+        let (proxy, reference, port) = loaded(cluster, scale).await;
         let mut d = Diff { compared: 0, refused: Vec::new(), failed_both: Vec::new(), differences: Vec::new() };
         for (sql, ordered) in corpus() {
             compare(&proxy, &reference, &sql, ordered, &mut d).await;
@@ -714,6 +714,14 @@ fn shardgate_answers_as_one_database_would() {
         for _ in 0..count {
             let (sql, ordered) = random_query(&mut rng);
             compare(&proxy, &reference, &sql, ordered, &mut d).await;
+        }
+        // The ordered corpus again through psycopg 3's binary protocol:
+        // merged rows re-encoded in binary must decode to the same values.
+        let ordered: Vec<String> = corpus().into_iter().filter(|(_, o)| *o).map(|(q, _)| q).collect();
+        if let Some(mismatches) =
+            binary_mismatches(&cluster.reference().expect("reference").url(), port, &ordered)
+        {
+            d.differences.extend(mismatches);
         }
         let mut refusals = BTreeMap::new();
         for sql in REFUSED {
@@ -750,7 +758,7 @@ fn known_difference(statements: &[(&str, bool)]) {
     let cluster = support::fresh_cluster(BackendKind::Postgres, 4, true);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let (proxy, reference) = loaded(&cluster, 1).await;
+        let (proxy, reference, _) = loaded(&cluster, 1).await;
         let mut d = Diff { compared: 0, refused: Vec::new(), failed_both: Vec::new(), differences: Vec::new() };
         for (sql, ordered) in statements {
             compare(&proxy, &reference, sql, *ordered, &mut d).await;
@@ -769,4 +777,67 @@ fn bug_between_symmetric_is_not_parsed() {
         ("SELECT count(*) FROM dt_events WHERE created_at BETWEEN SYMMETRIC '2025-01-01' AND '2024-01-01'", false),
         ("SELECT id FROM dt_users WHERE id BETWEEN SYMMETRIC 20 AND 10 ORDER BY id", true),
     ]);
+}
+
+/// Runs statements on both databases through psycopg 3 with binary results
+/// and returns the ones whose rows differ; `None` without the project venv.
+fn binary_mismatches(reference: &str, port: u16, statements: &[String]) -> Option<Vec<String>> {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if !python.exists() {
+        eprintln!("SKIPPED the binary-protocol pass: no .venv (run ./integration/install.sh)");
+        return None;
+    }
+    let script = r#"
+import sys, psycopg
+ref = psycopg.connect(sys.argv[1], autocommit=True)
+sg = psycopg.connect(sys.argv[2], autocommit=True)
+bad = 0
+compared = 0
+for sql in sys.stdin.read().split("\n\0\n"):
+    if not sql.strip():
+        continue
+    compared += 1
+    def rows(conn):
+        try:
+            with conn.cursor(binary=True) as cur:
+                cur.execute(sql)
+                return [tuple(str(v) for v in r) for r in cur.fetchall()] if cur.description else []
+        except psycopg.Error as e:
+            return "error " + (e.sqlstate or "")
+    a, b = rows(ref), rows(sg)
+    if a != b:
+        bad += 1
+        print("BINARY MISMATCH: " + sql + "\n  reference: " + str(a)[:300] + "\n  shardgate: " + str(b)[:300])
+print("compared", compared)
+"#;
+    let mut child = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(reference)
+        .arg(format!("postgresql://app:apppw@127.0.0.1:{port}/shardgate"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(statements.join("\n\0\n").as_bytes()).expect("write statements");
+    }
+    let out = child.wait_with_output().expect("python finishes");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("compared {}", statements.len())), "the binary pass ran: {stdout}");
+    println!("differential: {} ordered statements compared again with binary results", statements.len());
+    Some(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("BINARY MISMATCH"))
+            .map(|l| {
+                let i = stdout.find(l).unwrap_or(0);
+                stdout[i..].lines().take(3).collect::<Vec<_>>().join("\n")
+            })
+            .collect(),
+    )
 }

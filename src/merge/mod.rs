@@ -98,6 +98,7 @@ pub struct Retyped {
     pub kind: ColumnKind,
 }
 
+#[derive(Clone)]
 struct Spec {
     width: usize,
     visible: usize,
@@ -270,6 +271,12 @@ impl Merger {
             .filter(|&(c, s)| matches!(s, Slot::Avg { .. }) && c < self.spec.visible)
             .map(|(c, _)| Retyped { column: c, kind: self.spec.config.numeric.avg_kind(self.spec.kinds[c]) })
             .collect()
+    }
+
+    /// The same merge with another codec (the one that writes the retyped
+    /// columns' new types, see [`Self::retyped_columns`]).
+    pub fn with_codec(&self, codec: Arc<dyn CellCodec>) -> Merger {
+        Merger { spec: Arc::new(Spec { codec, ..(*self.spec).clone() }) }
     }
 
     /// Merges per-shard row streams (in shard order). Streaming modes pull

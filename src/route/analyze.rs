@@ -136,8 +136,6 @@ pub struct Analysis {
     pub outer_links: Vec<(usize, usize)>,
     pub outer_joins: Vec<OuterJoin>,
     pub in_splits: Vec<InSplit>,
-    /// Catalog tables read (pg_catalog, information_schema, …).
-    pub catalogs: bool,
     /// Names of tables without a rule (sent to the default shard).
     pub unknown: Vec<String>,
 }
@@ -554,10 +552,7 @@ impl<'r> Analyzer<'r> {
             return Ok(None);
         }
         match resolve_table(self.rules, &parts)? {
-            Resolved::Catalog => {
-                self.a.catalogs = true;
-                Ok(None)
-            }
+            Resolved::Catalog => Ok(None),
             Resolved::Table(kind) => {
                 if matches!(kind, InstKind::Default(_)) {
                     self.a.unknown.push(parts.join("."));

@@ -34,10 +34,6 @@ impl Plan {
     pub fn shards(&self) -> impl Iterator<Item = ShardId> + '_ {
         self.targets.iter().map(|t| t.shard)
     }
-
-    pub fn is_single_shard(&self) -> bool {
-        self.targets.len() == 1
-    }
 }
 
 /// COPY … FROM STDIN into a table: every shard in `targets` gets the COPY

@@ -14,7 +14,7 @@ use crate::rules::Rules;
 use crate::sharding::ShardId;
 
 use super::error::RouteError;
-use super::plan::{Plan, StatementKind};
+use super::plan::Plan;
 
 /// How a transaction may use shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -42,7 +42,7 @@ impl TxnState {
     /// Admits a planned statement into the transaction, pinning it on its
     /// first write; refuses it when it breaks the policy.
     pub fn admit(&mut self, plan: &Plan, policy: TxnPolicy, rules: &Rules) -> Result<(), RouteError> {
-        let writes = matches!(plan.kind, StatementKind::Write | StatementKind::Ddl);
+        let writes = plan.writes();
         let shards: Vec<ShardId> = plan.shards().collect();
         let pins = match policy {
             TxnPolicy::Strict => true,

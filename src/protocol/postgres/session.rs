@@ -977,7 +977,7 @@ impl Session {
             // outside a transaction: it may write to several shards, each
             // committing its part when the whole succeeded. Later writes of
             // the batch may not join it.
-            let writes = matches!(plan.kind, StatementKind::Write | StatementKind::Ddl);
+            let writes = plan.writes();
             let alone = t.implicit && t.state.touched.is_empty();
             if alone && writes && plan.targets.len() > 1 {
                 t.spread = true;
@@ -1672,8 +1672,8 @@ impl Session {
     /// Sorted, grouped, aggregated or de-duplicated rows of several shards,
     /// through the merge engine.
     fn merge_with_engine(&mut self, m: &RowMerge, answers: Vec<ShardAnswer>, extended: bool) -> io::Result<Outcome> {
-        use crate::merge::codec::postgres::{PgCodec, PgColumn, oid_of};
-        use crate::merge::{MergeConfig, Merger, Row};
+        use crate::merge::codec::postgres::{PgCodec, PgColumn, kind_of, oid_of};
+        use crate::merge::{Collation, MergeConfig, Merger, Row};
         let Some(desc) = answers.iter().find_map(|a| a.description.as_ref()) else {
             // No shard described its rows: nothing was selected.
             self.client.send(&CommandComplete::new("SELECT 0".into()))?;
@@ -1684,7 +1684,7 @@ impl Session {
             rd.fields.iter().map(|f| PgColumn { type_oid: f.type_id, binary: f.format_code == 1 }).collect();
         // Text compares as the shards' default collation (ICU on the
         // clusters shardgate is tested with).
-        let kinds = merger_kinds(&columns);
+        let kinds: Vec<_> = columns.iter().map(|c| kind_of(c.type_oid, Collation::IcuRoot)).collect();
         let mut codec = PgCodec::new(columns.clone());
         let config = MergeConfig {
             max_buffered_rows: self.shared.config.limits.max_buffered_rows as u64,
@@ -1698,7 +1698,8 @@ impl Session {
             }
         };
         // AVG columns: the client gets numeric where the shards sent SUM.
-        for r in merger.retyped_columns() {
+        let retyped = merger.retyped_columns();
+        for r in &retyped {
             if let (Some(oid), Some(col)) = (oid_of(r.kind), columns.get(r.column)) {
                 codec.retype(r.column, PgColumn { type_oid: oid, binary: col.binary });
                 if let Some(f) = rd.fields.get_mut(r.column) {
@@ -1708,13 +1709,7 @@ impl Session {
                 }
             }
         }
-        let merger = match Merger::new(m, merger_kinds(&columns), std::sync::Arc::new(codec), config) {
-            Ok(mg) => mg,
-            Err(e) => {
-                self.send_error(&SgError::of(&e))?;
-                return Ok(Outcome::Failed);
-            }
-        };
+        let merger = if retyped.is_empty() { merger } else { merger.with_codec(std::sync::Arc::new(codec)) };
         rd.fields.truncate(merger.output_width());
         if !extended {
             self.client.send(&rd)?;
@@ -2152,14 +2147,6 @@ fn backend_error(fields: &[(u8, String)], shard: Option<&str>) -> SgError {
     };
     e.extra = fields.iter().filter(|(c, _)| !matches!(c, b'S' | b'V' | b'C' | b'M')).cloned().collect();
     e
-}
-
-/// The merge's column kinds for a PostgreSQL result.
-fn merger_kinds(columns: &[crate::merge::codec::postgres::PgColumn]) -> Vec<crate::merge::ColumnKind> {
-    columns
-        .iter()
-        .map(|c| crate::merge::codec::postgres::kind_of(c.type_oid, crate::merge::Collation::IcuRoot))
-        .collect()
 }
 
 /// The first column of a catalog query's rows.
